@@ -1,0 +1,221 @@
+"""Byzantine attacks on model updates (and the label-flip data attack), behind one registry.
+
+Every attack is a class registered in :data:`ATTACKS`; an instance is called as
+
+    attack(updates: Tensor (B, P), round_index: int, generator: torch.Generator) -> Tensor (B, P)
+
+on the Byzantine rows only, and has ``poison_labels(labels, num_classes) -> labels`` for data-level attacks
+(identity for update-level ones). Build one with :func:`make_attack` (``make_attack("scaling", factor=2.0)``).
+
+Built-in attacks (CEAS Sec. IV; Liu et al., Sci China Inf Sci 2025, Sec. 5):
+
+* ``gaussian``: ``W <- W + N(0, (0.6 sigma_W)^2)`` per coordinate, ``sigma_W`` the standard deviation
+  (population, ``1/P``) of the coordinates of each update row (CEAS).
+* ``reversal``: ``W <- -1.05 W`` (CEAS).
+* ``scaling``: ``W <- 1.6 W`` (CEAS).
+* ``sign-flip``: ``W <- -W`` (the "bit-flipping" attack of Liu et al.: gradients with inverted sign).
+* ``gaussian-fixed``: ``W <- W + N(0, std^2)`` with a fixed ``std`` (default 0.1, Liu et al.).
+* ``label-flip``: data level, label ``i -> C - 1 - i`` for ``C`` classes (Liu et al.); updates pass unchanged.
+* ``switching``: an adaptive attacker that changes between update-level attacks over time, either cycling
+  (``schedule="cycle"``: attack ``(t // period) mod len``) or at random (``schedule="random"``: uniform choice per
+  period of ``period`` rounds, drawn from ``numpy.random.default_rng([seed, t // period])`` so the choice is a
+  pure function of the round and reproducible without state).
+
+Users add their own with ``@ATTACKS.register("name")`` on a class following :class:`Attack`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ceas_gym.config import ConfigError, check_choice, check_int, check_range
+from ceas_gym.registry import Registry
+
+
+class Attack:
+    """Base class: an update-level identity that also leaves labels untouched."""
+
+    data_level: bool = False
+    """True when the attack acts on training labels rather than on updates."""
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Return attacked updates ``(B, P)`` for round ``round_index`` (rounds count from 0)."""
+        return updates
+
+    def poison_labels(self, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Return the labels a data-level attacker trains on (unchanged here)."""
+        return labels
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+
+def make_attack(name: str, **kwargs: Any) -> Attack:
+    """Return an instance of the attack registered as ``name`` built with ``kwargs``."""
+    return ATTACKS.get(name)(**kwargs)
+
+
+def flip_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Return ``C - 1 - labels`` (label ``i`` becomes ``C - 1 - i``); for two classes this swaps 0 and 1.
+
+    Raises:
+        ValueError: If a label lies outside ``[0, num_classes)``.
+    """
+    check_int("num_classes", num_classes, 2)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}]")
+    return num_classes - 1 - labels
+
+
+@ATTACKS.register("gaussian")
+class GaussianAttack(Attack):
+    """Add ``N(0, (relative_std * sigma_W)^2)`` noise, ``sigma_W`` the std of each update row.
+
+    Args:
+        relative_std: Noise std as a multiple of the row's std (CEAS: 0.6).
+    """
+
+    def __init__(self, relative_std: float = 0.6) -> None:
+        check_range("GaussianAttack.relative_std", relative_std, 0.0, None)
+        self.relative_std = relative_std
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Return ``W + relative_std * sigma_W * xi``, ``xi ~ N(0, I)``."""
+        sigma = updates.std(dim=-1, unbiased=False, keepdim=True)
+        noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+        return updates + self.relative_std * sigma * noise
+
+
+@ATTACKS.register("gaussian-fixed")
+class GaussianFixedAttack(Attack):
+    """Add ``N(0, std^2)`` noise of a fixed standard deviation (Liu et al.: 0.1).
+
+    Args:
+        std: Noise standard deviation, in the units of the update (radians for circuit angles).
+    """
+
+    def __init__(self, std: float = 0.1) -> None:
+        check_range("GaussianFixedAttack.std", std, 0.0, None)
+        self.std = std
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Return ``W + std * xi``, ``xi ~ N(0, I)``."""
+        noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+        return updates + self.std * noise
+
+
+class _ScaleAttack(Attack):
+    """Multiply every update by a constant factor."""
+
+    default_factor = 1.0
+
+    def __init__(self, factor: float | None = None) -> None:
+        factor = self.default_factor if factor is None else factor
+        check_range(f"{type(self).__name__}.factor", factor, -1e6, 1e6)
+        self.factor = factor
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Return ``factor * W``."""
+        return self.factor * updates
+
+
+@ATTACKS.register("reversal")
+class ReversalAttack(_ScaleAttack):
+    """Weight reversal ``W <- -1.05 W`` (CEAS Sec. IV); ``factor`` overrides -1.05."""
+
+    default_factor = -1.05
+
+
+@ATTACKS.register("scaling")
+class ScalingAttack(_ScaleAttack):
+    """Scaling ``W <- 1.6 W`` (CEAS Sec. IV); ``factor`` overrides 1.6."""
+
+    default_factor = 1.6
+
+
+@ATTACKS.register("sign-flip")
+class SignFlipAttack(_ScaleAttack):
+    """Sign flipping ``W <- -W`` (the bit-flipping attack of Liu et al.)."""
+
+    default_factor = -1.0
+
+
+@ATTACKS.register("label-flip")
+class LabelFlipAttack(Attack):
+    """Data-level label flipping ``i -> C - 1 - i``; updates pass unchanged."""
+
+    data_level = True
+
+    def poison_labels(self, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Return ``C - 1 - labels``."""
+        return flip_labels(labels, num_classes)
+
+
+SCHEDULES = ("cycle", "random")
+
+
+@ATTACKS.register("switching")
+class SwitchingAttack(Attack):
+    """An adaptive attacker that changes between update-level attacks over time.
+
+    Args:
+        attacks: Names (default keyword arguments) or instances of update-level attacks.
+        schedule: ``"cycle"`` or ``"random"``.
+        period: Rounds between switches (>= 1).
+        seed: Seed of the random schedule.
+    """
+
+    def __init__(
+        self,
+        attacks: Sequence[str | Attack] = ("gaussian", "reversal", "scaling"),
+        schedule: str = "cycle",
+        period: int = 1,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(attacks, str) or len(attacks) == 0:
+            raise ConfigError("SwitchingAttack.attacks must be a non-empty list of attack names or instances")
+        check_choice("SwitchingAttack.schedule", schedule, SCHEDULES)
+        check_int("SwitchingAttack.period", period, 1)
+        check_int("SwitchingAttack.seed", seed, 0)
+        built = [make_attack(item) if isinstance(item, str) else item for item in attacks]
+        for item in built:
+            if item.data_level or isinstance(item, SwitchingAttack):
+                raise ConfigError(
+                    f"SwitchingAttack.attacks: {type(item).__name__} is not an update-level attack; "
+                    f"allowed: {', '.join(name for name in ATTACKS.names() if name not in ('label-flip', 'switching'))}"
+                )
+        self.attacks = built
+        self.schedule = schedule
+        self.period = period
+        self.seed = seed
+
+    def active_index(self, round_index: int) -> int:
+        """Return the index (into ``attacks``) of the attack used in round ``round_index``."""
+        check_int("round_index", round_index, 0)
+        epoch = round_index // self.period
+        if self.schedule == "cycle":
+            return epoch % len(self.attacks)
+        return int(np.random.default_rng([self.seed, epoch]).integers(len(self.attacks)))
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Apply the attack active in ``round_index``."""
+        return self.attacks[self.active_index(round_index)](updates, round_index, generator)
+
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "GaussianAttack",
+    "GaussianFixedAttack",
+    "LabelFlipAttack",
+    "ReversalAttack",
+    "ScalingAttack",
+    "SignFlipAttack",
+    "SwitchingAttack",
+    "flip_labels",
+    "make_attack",
+]

@@ -1,0 +1,62 @@
+"""Transport noise: an update sent over a Bell pair of Werner fidelity F arrives perturbed.
+
+Model (DESIGN.md section 4). A Werner pair of fidelity ``F`` is ``F |Phi+><Phi+| + (1 - F)/3 (I - |Phi+><Phi+|)``,
+i.e. the perfect pair mixed with white noise of weight ``p = 4 (1 - F) / 3``; teleporting through it applies the
+depolarising channel of the same strength ``p`` to the transmitted state. We carry this over to the classical
+update vector ``W in R^P`` that the state encodes: the signal shrinks by ``1 - p`` and isotropic Gaussian noise of
+strength ``p`` relative to the update's root-mean-square size is added,
+
+    W' = (1 - p) W + p * rms(W) * xi,   xi ~ N(0, I_P),   rms(W) = ||W|| / sqrt(P).
+
+``p`` is clipped to [0, 1] (``F <= 1/4`` gives ``p = 1``: the update is replaced by noise of its own size).
+Consequences, used by the tests: ``F = 1`` leaves ``W`` unchanged, and the expected squared error is
+
+    E ||W' - W||^2 = p^2 ||W||^2 + p^2 rms(W)^2 P = 2 p^2 ||W||^2,
+
+which decreases monotonically as ``F`` rises. All messages are processed in one vectorised call; randomness
+comes from a passed, seeded ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def depolarising_strength(fidelity: torch.Tensor) -> torch.Tensor:
+    """Return ``p = clip(4 (1 - F) / 3, 0, 1)`` for Werner fidelities ``F`` in [0, 1].
+
+    Raises:
+        ValueError: If a fidelity lies outside [0, 1].
+    """
+    fidelity = torch.as_tensor(fidelity)
+    if bool(torch.any((fidelity < 0) | (fidelity > 1) | torch.isnan(fidelity))):
+        raise ValueError(f"fidelity must lie in [0, 1], got min {fidelity.min().item()}, max {fidelity.max().item()}")
+    return (4 * (1 - fidelity) / 3).clamp(0.0, 1.0)
+
+
+def transmit(updates: torch.Tensor, fidelity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Return updates as received after travelling over pairs of the given fidelity.
+
+    Args:
+        updates: ``(B, P)`` one message per row.
+        fidelity: ``(B,)`` Werner fidelity of the pair each message used.
+        generator: Seeded source of the Gaussian noise (on the updates' device).
+
+    Returns:
+        ``(B, P)`` received messages, ``(1 - p) W + p rms(W) xi``.
+    """
+    if updates.dim() != 2 or torch.as_tensor(fidelity).shape != updates.shape[:1]:
+        raise ValueError(
+            f"updates must be (B, P) and fidelity (B,); got {tuple(updates.shape)} and "
+            f"{tuple(torch.as_tensor(fidelity).shape)}"
+        )
+    strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)[:, None]
+    rms = updates.square().mean(-1, keepdim=True).sqrt()
+    noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+    return (1 - strength) * updates + strength * rms * noise
+
+
+def expected_squared_error(updates: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
+    """Return the closed-form ``E ||W' - W||^2 = 2 p^2 ||W||^2`` per message, shape ``(B,)``."""
+    strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)
+    return 2 * strength.square() * updates.square().sum(-1)
