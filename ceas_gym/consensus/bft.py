@@ -1,0 +1,253 @@
+r"""BFT checkpoints: divergence monitoring, fidelity-dependent quarantine, readmission and quorum (CEAS Sec. III-D, IV).
+
+Model (DESIGN.md section 5; the paper gives the structure, the formulas below are this suite's documented choices):
+
+* **Divergence, every round.** Each node ``k`` and the consensus model predict ``P(class 1)`` on the same probe set
+  of ``S`` samples. Both are clipped to ``[eps, 1 - eps]`` (``eps = probability_clip``, default 1e-6, so one sample
+  contributes at most ``~log(1/eps)`` nats) and the node's divergence is the mean over samples of the Bernoulli KL
+  divergence of the consensus from the node:
+
+  .. math:: D_k = \frac{1}{S} \sum_s \Big[p_s \log\frac{p_s}{q_{ks}} + (1 - p_s)\log\frac{1 - p_s}{1 - q_{ks}}\Big]
+     \quad \text{(nats)},
+
+  with ``p`` the consensus and ``q_k`` the node's predictions, i.e. ``D_KL(consensus || node)``. It is recorded for
+  every node, quarantined or not, so quarantined nodes can show recovery.
+* **Checkpoint cadence.** Round ``t`` (0-based) is a checkpoint when ``(t + 1) % checkpoint_every == 0``
+  (CEAS: every 4th round, so rounds 3, 7, 11, ...).
+* **Rolling divergence.** ``R_k = sum of D_k over the last W = rolling_window rounds`` (CEAS: W = 6, the
+  sum ``sum_{k=t-5}^{t} D_KL^{(k)}`` of Sec. IV). Before W rounds have been recorded the sum runs over the ``w < W``
+  recorded rounds and the threshold is scaled by ``w / W`` (same per-round allowance).
+* **Fidelity-dependent threshold.** ``Theta(F_k) = theta0 * (1 + kappa * (1 - F_k))`` nats over W rounds, with
+  ``theta0 = threshold_base`` and ``kappa = threshold_slope``: the threshold grows as the node's fidelity ``F_k``
+  falls, so an honest node whose predictions are noisy only because its hardware or its links are noisy is not
+  punished for that noise. ``F_k`` is the fidelity the protocol passes (the CEAS protocol passes the stamp phi_k).
+* **Quarantine.** At a committed checkpoint an active node is quarantined when ``R_k > Theta(F_k)`` or its trust
+  score is below ``trust_min`` (CEAS Sec. III-D ``tau_min``; default 0 switches the trust test off).
+* **Readmission.** At a committed checkpoint a quarantined node is readmitted when it has *recovered*: its fidelity
+  ``F_k >= readmit_fidelity``, its rolling divergence ``R_k <= readmit_fraction * Theta(F_k)`` and its trust
+  ``>= trust_min``. Independently, if the active count would fall below ``min(min_active, N)`` (CEAS: 15),
+  quarantined nodes (including ones flagged at this checkpoint) are readmitted in order of increasing ``R_k``
+  (ties by node index) until the count reaches it.
+* **Quorum.** With ``n`` nodes active before the checkpoint, ``f = floor((n - 1) / 3)`` faults are tolerated and a
+  checkpoint commits when at least ``2f + 1`` of them vote (the quorum of ``3f + 1``). A node votes when its
+  checkpoint message reached the others; by default every active node votes, and the protocol may pass the nodes
+  that were reachable this round (e.g. those with at least one granted exchange), so entanglement starvation can
+  cost a checkpoint. A checkpoint without quorum is *not committed*: no quarantine or readmission takes effect,
+  and it is counted in :attr:`BFTMonitor.checkpoints_failed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ceas_gym.config import ConfigError, check_int, check_range
+
+
+@dataclass(frozen=True)
+class BFTConfig:
+    """BFT checkpoint settings (defaults: CEAS Sec. IV where the paper gives a value, else this suite's choice).
+
+    Attributes:
+        checkpoint_every: Rounds between checkpoints k (CEAS: 4), >= 1.
+        rolling_window: Rounds W summed in the rolling divergence (CEAS: 6), >= 1.
+        threshold_base: theta0, the threshold Theta at fidelity 1 (nats summed over W rounds), > 0.
+        threshold_slope: kappa in ``Theta(F) = theta0 (1 + kappa (1 - F))``, >= 0 (dimensionless).
+        min_active: Minimum active nodes kept by readmission (CEAS: 15), >= 1.
+        readmit_fidelity: Fidelity a quarantined node needs to be readmitted on recovery, in [0, 1].
+        readmit_fraction: A recovered node's rolling divergence must be at most this fraction of Theta, in [0, 1].
+        trust_min: Trust below which an active node is quarantined (0 disables the trust test), in [0, 1].
+        probability_clip: eps: predicted probabilities are clipped to ``[eps, 1 - eps]``, in (0, 0.5).
+    """
+
+    checkpoint_every: int = 4
+    rolling_window: int = 6
+    threshold_base: float = 0.6
+    threshold_slope: float = 2.0
+    min_active: int = 15
+    readmit_fidelity: float = 0.9
+    readmit_fraction: float = 0.5
+    trust_min: float = 0.0
+    probability_clip: float = 1e-6
+
+    def __post_init__(self) -> None:
+        check_int("BFTConfig.checkpoint_every", self.checkpoint_every, 1)
+        check_int("BFTConfig.rolling_window", self.rolling_window, 1)
+        check_range("BFTConfig.threshold_base", self.threshold_base, 0.0, None, low_inclusive=False)
+        check_range("BFTConfig.threshold_slope", self.threshold_slope, 0.0, None)
+        check_int("BFTConfig.min_active", self.min_active, 1)
+        check_range("BFTConfig.readmit_fidelity", self.readmit_fidelity, 0.0, 1.0)
+        check_range("BFTConfig.readmit_fraction", self.readmit_fraction, 0.0, 1.0)
+        check_range("BFTConfig.trust_min", self.trust_min, 0.0, 1.0)
+        check_range(
+            "BFTConfig.probability_clip", self.probability_clip, 0.0, 0.5, low_inclusive=False, high_inclusive=False
+        )
+
+
+def bernoulli_kl(consensus: torch.Tensor, nodes: torch.Tensor, clip: float = 1e-6) -> torch.Tensor:
+    """Mean over probe samples of ``D_KL(Bernoulli(consensus) || Bernoulli(node))`` per node (nats).
+
+    Args:
+        consensus: Consensus predictions ``P(class 1)``. ``(S,)`` or ``(1, S)``.
+        nodes: Each node's predictions ``P(class 1)``. ``(N, S)``.
+        clip: Probabilities are clipped to ``[clip, 1 - clip]`` before the logarithms.
+
+    Returns:
+        ``(N,)`` divergences, >= 0.
+    """
+    if nodes.ndim != 2 or consensus.reshape(-1).shape[0] != nodes.shape[1]:
+        raise ConfigError(
+            f"predictions: expected node predictions (N, S) and consensus (S,), got {tuple(nodes.shape)} "
+            f"and {tuple(consensus.shape)}"
+        )
+    p = consensus.reshape(1, -1).clamp(clip, 1.0 - clip)
+    q = nodes.clamp(clip, 1.0 - clip)
+    per_sample = p * (torch.log(p) - torch.log(q)) + (1.0 - p) * (torch.log1p(-p) - torch.log1p(-q))
+    return per_sample.mean(dim=1).clamp_min(0.0)
+
+
+def divergence_threshold(fidelity: np.ndarray, base: float, slope: float) -> np.ndarray:
+    """Return ``Theta(F) = base * (1 + slope * (1 - F))`` per node (nats over the rolling window)."""
+    return base * (1.0 + slope * (1.0 - np.asarray(fidelity, dtype=np.float64)))
+
+
+def quorum_size(num_active: int) -> int:
+    """Return the quorum ``2f + 1`` with ``f = floor((num_active - 1) / 3)`` (at least 1)."""
+    return 2 * max(0, (num_active - 1) // 3) + 1
+
+
+def is_checkpoint_round(round_index: int, checkpoint_every: int) -> bool:
+    """Whether 0-based round ``round_index`` ends with a checkpoint: ``(round_index + 1) % k == 0``."""
+    return (round_index + 1) % checkpoint_every == 0
+
+
+@dataclass(frozen=True)
+class CheckpointOutcome:
+    """What one checkpoint decided.
+
+    Attributes:
+        committed: Whether the quorum was reached and the checkpoint took effect.
+        votes: Active nodes that voted.
+        quorum: Votes needed, ``2f + 1``.
+        active: Active mask after the checkpoint (unchanged if not committed). ``(N,)`` bool.
+        quarantined: Nodes quarantined at this checkpoint. ``(N,)`` bool.
+        readmitted: Nodes readmitted at this checkpoint. ``(N,)`` bool.
+        rolling_divergence: R_k, the divergence summed over the recorded window (nats). ``(N,)``.
+        threshold: The effective threshold each R_k was compared to (nats). ``(N,)``.
+    """
+
+    committed: bool
+    votes: int
+    quorum: int
+    active: np.ndarray
+    quarantined: np.ndarray
+    readmitted: np.ndarray
+    rolling_divergence: np.ndarray
+    threshold: np.ndarray
+
+
+class BFTMonitor:
+    """Rolling divergence record, active mask and checkpoint decisions for N nodes.
+
+    Args:
+        config: The checkpoint settings.
+        num_nodes: Number of nodes N, >= 1.
+    """
+
+    def __init__(self, config: BFTConfig, num_nodes: int) -> None:
+        check_int("num_nodes", num_nodes, 1)
+        self.config = config
+        self.num_nodes = num_nodes
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all history: every node active, no divergence recorded, counters zero."""
+        self.active = np.ones(self.num_nodes, dtype=bool)
+        self._history = np.zeros((self.config.rolling_window, self.num_nodes))
+        self.rounds_recorded = 0
+        self.checkpoints_committed = 0
+        self.checkpoints_failed = 0
+
+    def record(self, divergence: np.ndarray) -> None:
+        """Store one round's divergence per node (nats), ``(N,)`` >= 0, dropping the oldest beyond the window."""
+        values = np.asarray(divergence, dtype=np.float64)
+        if values.shape != (self.num_nodes,) or np.any(~(values >= 0)):
+            raise ConfigError(f"divergence: expected ({self.num_nodes},) non-negative values, got {values.shape}")
+        self._history[self.rounds_recorded % self.config.rolling_window] = values
+        self.rounds_recorded += 1
+
+    @property
+    def window_fill(self) -> int:
+        """Rounds currently in the rolling window, ``min(rounds_recorded, W)``."""
+        return min(self.rounds_recorded, self.config.rolling_window)
+
+    def rolling_divergence(self) -> np.ndarray:
+        """Sum of each node's divergence over the recorded window (nats). ``(N,)``."""
+        return self._history.sum(axis=0)
+
+    def threshold(self, fidelity: np.ndarray) -> np.ndarray:
+        """Effective threshold per node: ``Theta(F) * window_fill / W`` (nats). ``(N,)``."""
+        theta = divergence_threshold(fidelity, self.config.threshold_base, self.config.threshold_slope)
+        return theta * (self.window_fill / self.config.rolling_window)
+
+    def checkpoint(
+        self, fidelity: np.ndarray, votes: np.ndarray | None = None, trust: np.ndarray | None = None
+    ) -> CheckpointOutcome:
+        """Run a checkpoint: quorum test, then quarantine and readmission (see the module docstring).
+
+        Args:
+            fidelity: Fidelity F_k per node for Theta(F), in [0, 1]. ``(N,)``.
+            votes: Nodes whose vote arrived (default: all); only active voters count. ``(N,)`` bool.
+            trust: Trust scores for the ``trust_min`` test (default: all 1). ``(N,)`` in [0, 1].
+
+        Returns:
+            The :class:`CheckpointOutcome`; :attr:`active` is updated when committed.
+        """
+        n = self.num_nodes
+        fidelity = np.asarray(fidelity, dtype=np.float64)
+        if fidelity.shape != (n,) or np.any(~((fidelity >= 0) & (fidelity <= 1))):
+            raise ConfigError(f"fidelity: expected ({n},) values in [0, 1], got shape {fidelity.shape}")
+        voters = np.ones(n, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
+        scores = np.ones(n) if trust is None else np.asarray(trust, dtype=np.float64)
+        if voters.shape != (n,) or scores.shape != (n,):
+            raise ConfigError(f"votes and trust: expected shape ({n},)")
+        config = self.config
+        rolling = self.rolling_divergence()
+        threshold = self.threshold(fidelity)
+        quorum = quorum_size(int(self.active.sum()))
+        vote_count = int((voters & self.active).sum())
+        unchanged = np.zeros(n, dtype=bool)
+        if vote_count < quorum:
+            self.checkpoints_failed += 1
+            return CheckpointOutcome(False, vote_count, quorum, self.active.copy(), unchanged, unchanged.copy(),
+                                     rolling, threshold)  # fmt: skip
+
+        trusted = scores >= config.trust_min
+        flagged = self.active & ((rolling > threshold) | ~trusted)
+        recovered = (
+            ~self.active
+            & (fidelity >= config.readmit_fidelity)
+            & (rolling <= config.readmit_fraction * threshold)
+            & trusted
+        )
+        new_active = (self.active & ~flagged) | recovered
+        deficit = min(config.min_active, n) - int(new_active.sum())
+        if deficit > 0:
+            candidates = np.flatnonzero(~new_active)
+            order = candidates[np.argsort(rolling[candidates], kind="stable")]
+            new_active[order[:deficit]] = True
+        outcome = CheckpointOutcome(
+            committed=True,
+            votes=vote_count,
+            quorum=quorum,
+            active=new_active,
+            quarantined=self.active & ~new_active,
+            readmitted=~self.active & new_active,
+            rolling_divergence=rolling,
+            threshold=threshold,
+        )
+        self.active = new_active.copy()
+        self.checkpoints_committed += 1
+        return outcome
