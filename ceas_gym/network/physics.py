@@ -174,8 +174,9 @@ def _check_attempts(name: str, attempts: ArrayLike) -> np.ndarray:
     """Validate a count array: finite, non-negative, whole numbers."""
     array = _as_float_array(name, attempts)
     _check_array_range(name, array, 0.0, math.inf, high_inclusive=False)
-    if np.any(array != np.floor(array)):
-        value = float(array[np.nonzero(array != np.floor(array))][0])
+    fractional = np.atleast_1d(array != np.floor(array))
+    if fractional.any():
+        value = float(np.atleast_1d(array)[fractional][0])
         raise ConfigError(f"{name} = {value!r}: expected whole numbers of attempts (>= 0)")
     return array
 
