@@ -52,7 +52,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {args}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {', '.join(map(repr, args))}")
+            raise ConfigError(f"{where} = {value!r} is not allowed; choose one of {', '.join(map(repr, args))}")
         return value
     if origin is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -62,7 +62,9 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             return tuple(_convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(items))
         if args and len(items) != len(args):
             raise ConfigError(f"{where}: expected {len(args)} items, got {len(items)}")
-        return tuple(_convert(item, arg, f"{where}[{i}]") for i, (item, arg) in enumerate(zip(items, args)))
+        return tuple(
+            _convert(item, arg, f"{where}[{i}]") for i, (item, arg) in enumerate(zip(items, args, strict=True))
+        )
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")

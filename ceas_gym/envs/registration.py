@@ -1,0 +1,48 @@
+"""The table of registered environments (idempotent: re-importing registers nothing twice).
+
+Every id lives in the ``ceas_gym/`` namespace, takes JSON-serialisable keyword arguments (preset names, not
+objects), and has an honest ``max_episode_steps`` equal to the preset's episode length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+NAMESPACE = "ceas_gym"
+
+# (id, entry point, max_episode_steps, kwargs)
+ENVIRONMENTS: list[tuple[str, str, int, dict[str, Any]]] = [
+    (
+        f"{NAMESPACE}/EntanglementScheduling-Lite-v0",
+        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
+        100,
+        {"preset": "small"},
+    ),
+    (
+        f"{NAMESPACE}/EntanglementScheduling-Lite-Tiny-v0",
+        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
+        30,
+        {"preset": "tiny"},
+    ),
+    (
+        f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0",
+        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
+        300,
+        {"preset": "paper"},
+    ),
+]
+
+
+def register_environments() -> None:
+    """Register every environment of the table that is not registered yet."""
+    for env_id, entry_point, max_steps, kwargs in ENVIRONMENTS:
+        if env_id in gym.registry:
+            continue
+        gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps, kwargs=dict(kwargs))
+
+
+def registered_ids() -> list[str]:
+    """Ids of this package's environments, in table order."""
+    return [env_id for env_id, *_ in ENVIRONMENTS]
