@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,27 @@ def test_profile_round_trips_through_config_helpers():
     assert faster.gate_time_s == 1e-5 and faster.platform == "trapped-ion"
     with pytest.raises(ConfigError, match=r"unknown key 'coherence_time'.*Did you mean 'coherence_time_s'"):
         from_dict(HardwareProfile, {**to_dict(profile), "coherence_time": 1.0})
+
+
+def test_documented_profile_table_matches_the_registry():
+    # docs/network.md carries a table of the shipped profiles; it must not drift from the code.
+    docs = Path(__file__).resolve().parents[1] / "docs" / "network.md"
+    rows = [line for line in docs.read_text().splitlines() if line.startswith("| `") and line.count("|") == 10]
+    documented = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        documented[cells[0].strip("`")] = cells
+    assert set(documented) == set(HARDWARE_PROFILES.names())
+    for name, cells in documented.items():
+        profile = get_hardware_profile(name)
+        expected = [
+            profile.coherence_time_s,
+            profile.coherence_rounds(REFERENCE_ROUND_DURATION_S),
+            profile.single_qubit_error,
+            profile.two_qubit_error,
+            profile.readout_error,
+            profile.memory_qubits,
+            profile.gate_time_s,
+        ]
+        assert [float(cell) for cell in cells[1:8]] == pytest.approx(expected, rel=1e-3), name
+        assert cells[8] == profile.source

@@ -490,6 +490,12 @@ def test_config_round_trips_through_dict():
     np.testing.assert_allclose(topology.length_km, 5.0)
 
 
+def test_config_default_node_count():
+    assert TopologyConfig().num_nodes == 8
+    assert TopologyConfig(kind="star").num_nodes == 8
+    assert build_topology(TopologyConfig(kind="star"), rng()).num_nodes == 8
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"TopologyConfig.kind = 'rnig'.*Did you mean 'ring'"):
         TopologyConfig(kind="rnig")
@@ -510,7 +516,7 @@ def test_config_errors():
 def test_config_from_file(tmp_path):
     path = tmp_path / "net.txt"
     path.write_text("1 2 5\n2 3 6\n3 1 7\n")
-    topology = build_topology(TopologyConfig(kind="file", path=str(path), num_nodes=None), rng())
+    topology = build_topology(TopologyConfig(kind="file", path=str(path)), rng())
     assert topology.num_nodes == 3 and topology.labels == ("1", "2", "3")
     np.testing.assert_allclose(topology.length_km, [5.0, 7.0, 6.0])  # (0,1), (0,2), (1,2)
     with pytest.raises(ConfigError, match=r"num_nodes = 4 but .* has 3 nodes"):

@@ -69,6 +69,9 @@ DEFAULT_AREA_KM = 100.0
 DEFAULT_MAX_ATTEMPTS = 100
 """Resampling attempts of the random generators before giving up on connectivity."""
 
+DEFAULT_NUM_NODES = 8
+"""Node count of a generated topology when :class:`TopologyConfig` gives none."""
+
 FILE_KIND = "file"
 """The :class:`TopologyConfig` kind that loads a graph from ``path`` instead of generating one."""
 
@@ -738,14 +741,15 @@ class TopologyConfig:
 
     Attributes:
         kind: A name registered in :data:`TOPOLOGIES`, or ``"file"`` to load ``path``.
-        num_nodes: Number of nodes N (>= 2). For ``"file"``: None, or the node count the file must have.
+        num_nodes: Number of nodes N (>= 2); None means :data:`DEFAULT_NUM_NODES` for a generator. For
+            ``"file"``: None (take the file's count), or the node count the file must have.
         params: Generator parameters by name (lengths in km), as a mapping or a sequence of ``(name, value)``
             pairs; stored as a tuple of pairs sorted by name. Must be empty for ``"file"``.
         path: Graph file for ``"file"`` (GraphML or edge list, see :func:`load_graph`); None otherwise.
     """
 
     kind: str = "ring"
-    num_nodes: int | None = 8
+    num_nodes: int | None = None
     params: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()
     path: str | None = None
 
@@ -763,7 +767,7 @@ class TopologyConfig:
         if self.path is not None:
             raise ConfigError(f"TopologyConfig.path: only allowed with kind = 'file', got kind = {self.kind!r}")
         if self.num_nodes is None:
-            raise ConfigError(f"TopologyConfig.num_nodes: required (an integer >= 2) for kind = {self.kind!r}")
+            object.__setattr__(self, "num_nodes", DEFAULT_NUM_NODES)
         check_int("TopologyConfig.num_nodes", self.num_nodes, 2)
         _check_parameters(self.kind, self.params_dict, "TopologyConfig.params")
 
