@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ceas_gym.config import ConfigError
@@ -185,8 +185,8 @@ def test_age_at_fidelity_inverts_werner_fidelity(fidelity0, fraction, coherence)
 @given(fidelity0=fidelities, age=st.floats(min_value=0.0, max_value=50.0), coherence=coherences)
 def test_werner_fidelity_inverts_age_at_fidelity(fidelity0, age, coherence):
     floor = werner_fidelity(fidelity0, age, coherence)
-    if floor - 0.25 < 1e-9 * (fidelity0 - 0.25) or fidelity0 - floor < 1e-9:
-        return  # the round trip is ill-conditioned where F is flat in age (at 1/4) or age ~ 0
+    # The round trip is ill-conditioned where F is flat in age (near 1/4) or the age is ~0.
+    assume(floor - 0.25 > 1e-9 * (fidelity0 - 0.25) and fidelity0 - floor > 1e-9)
     assert age_at_fidelity(fidelity0, floor, coherence) == pytest.approx(age, rel=1e-6, abs=1e-6)
 
 
