@@ -163,9 +163,10 @@ LITE_PRESETS.add(
 LITE_PRESETS.add(
     "paper",
     LiteConfig(
-        topology=TopologyConfig(kind="waxman", num_nodes=50, params={"area_km": 100.0}),
+        # Sparse Waxman graph (about 85 links, mean degree 3.4) over a 60 km square: fibre loss makes p vary 0.05-0.8.
+        topology=TopologyConfig(kind="waxman", num_nodes=50, params={"area_km": 60.0, "beta": 0.15}),
         links=LinkConfig(capacity=6, cutoff_min=3, cutoff_max=6),
-        demand=StochasticDemandConfig(rate=0.3, pairs_min=1, pairs_max=3, deadline_min=1, deadline_max=4),
+        demand=StochasticDemandConfig(rate=0.35, pairs_min=1, pairs_max=2, deadline_min=1, deadline_max=4),
         budget=250,
         max_rounds=300,
         queue_capacity=4,
