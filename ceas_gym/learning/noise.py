@@ -27,6 +27,7 @@ readout sees, so readout error also lowers the stamp.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 
@@ -34,7 +35,7 @@ from ceas_gym.config import ConfigError
 from ceas_gym.learning.circuit import CircuitConfig, gate_counts
 
 
-def _as_vector(name: str, values: torch.Tensor | float, low: float, high: float) -> torch.Tensor:
+def _as_vector(name: str, values: torch.Tensor | Sequence[float], low: float, high: float) -> torch.Tensor:
     vector = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
     if not bool(torch.all(torch.isfinite(vector))) or bool(torch.any(vector < low)) or bool(torch.any(vector > high)):
         raise ConfigError(f"NodeNoise.{name} must lie in [{low:g}, {high:g}] for every node, got {vector.tolist()}")
@@ -43,7 +44,9 @@ def _as_vector(name: str, values: torch.Tensor | float, low: float, high: float)
 
 @dataclasses.dataclass(frozen=True)
 class NodeNoise:
-    """Error rates of every node (vectors of length num_nodes, probabilities).
+    """Error rates of every node (vectors of length num_nodes, probabilities), stored as float64 tensors.
+
+    Pass Python lists or float64 tensors to keep full precision (float32 inputs keep their rounding).
 
     Attributes:
         single_qubit_error: Depolarising probability p1 after each single-qubit gate, in [0, 1].

@@ -1,0 +1,151 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ceas_gym.config import ConfigError
+from ceas_gym.learning.circuit import (
+    BatchedCircuit,
+    CircuitConfig,
+    cnot_ring_pairs,
+    gate_counts,
+    parameter_shift_jacobian,
+)
+from ceas_gym.learning.reference import reference_expectations, reference_parameter_shift
+
+
+def _circuit(n, layers, readout="all", dtype="complex128"):
+    return BatchedCircuit(CircuitConfig(num_qubits=n, num_layers=layers, readout=readout, dtype=dtype))
+
+
+def _random(shape, seed):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_batched_matches_dense_reference(n):
+    circuit = _circuit(n, 3)
+    params, features = _random((3, 3, n, 2), n), _random((3, 4, n), 10 + n)
+    batched = circuit.expectations(params, features).numpy()
+    for node in range(3):
+        reference = reference_expectations(params[node].numpy(), features[node].numpy())
+        np.testing.assert_allclose(batched[node], reference, atol=1e-12)
+
+
+def test_single_rotation_gives_cosine():
+    # n = 1, L = 1: RY(theta) then RZ(phi) on RY(x)|0>; <Z> = cos(x + theta), independent of phi
+    circuit = _circuit(1, 1)
+    theta, phi, x = 0.83, -1.2, 0.4
+    params = torch.tensor([[[[theta, phi]]]], dtype=torch.float64)
+    value = circuit.expectations(params, torch.tensor([[[0.0], [x]]], dtype=torch.float64))
+    assert value[0, 0, 0].item() == pytest.approx(math.cos(theta), abs=1e-14)
+    assert value[0, 1, 0].item() == pytest.approx(math.cos(x + theta), abs=1e-14)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_zero_parameters_one_layer_closed_form(n):
+    # One CNOT ring maps bit b0 to b1 ^ ... ^ b_{n-1} (derived by hand), so Z0 -> Z1 Z2 ... Z_{n-1}
+    # and on the product state <Z0> = prod_{q >= 1} cos(x_q).
+    circuit = _circuit(n, 1)
+    features = _random((1, 6, n), 3)
+    value = circuit.expectations(torch.zeros(1, 1, n, 2, dtype=torch.float64), features)[0, :, 0]
+    expected = torch.cos(features[0, :, 1:]).prod(-1)
+    torch.testing.assert_close(value, expected, atol=1e-12, rtol=0)
+
+
+def test_zero_parameters_two_qubits_keeps_qubit_zero():
+    # For n = 2 the ring is CNOT(0, 1): Z0 commutes with it, <Z0> = cos(x0), <Z1> = cos(x0) cos(x1)
+    circuit = _circuit(2, 1)
+    features = _random((1, 5, 2), 4)
+    value = circuit.expectations(torch.zeros(1, 1, 2, 2, dtype=torch.float64), features)[0]
+    torch.testing.assert_close(value[:, 0], torch.cos(features[0, :, 0]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(value[:, 1], torch.cos(features[0]).prod(-1), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3, 4])
+def test_zero_parameters_many_layers_gf2_map(layers):
+    # The ring is linear over GF(2): b' = A b. Then Z_q' = prod_{j: (A^L)[q, j] = 1} Z_j, and the product
+    # state gives <Z_q> = prod over that support of cos(x_j).
+    n = 4
+    ring = np.eye(n, dtype=int)
+    for control, target in cnot_ring_pairs(n):
+        step = np.eye(n, dtype=int)
+        step[target, control] = 1
+        ring = (step @ ring) % 2
+    power = np.linalg.matrix_power(ring, layers) % 2
+    features = _random((1, 6, n), 5)
+    value = _circuit(n, layers).expectations(torch.zeros(1, layers, n, 2, dtype=torch.float64), features)[0]
+    for q in range(n):
+        support = np.flatnonzero(power[q])
+        expected = torch.cos(features[0][:, support]).prod(-1)
+        torch.testing.assert_close(value[:, q], expected, atol=1e-12, rtol=0)
+
+
+def test_autograd_parameter_shift_and_reference_agree():
+    n, layers = 3, 2
+    circuit = _circuit(n, layers)
+    params, features = _random((2, layers, n, 2), 6), _random((2, 3, n), 7)
+    shift = parameter_shift_jacobian(circuit, params, features)  # (B, S, R, P)
+    flat = params.reshape(2, -1).clone().requires_grad_(True)
+    values = circuit.expectations(flat.reshape(params.shape), features)
+    autograd = torch.zeros_like(shift)
+    for s in range(3):
+        for q in range(n):
+            (grad,) = torch.autograd.grad(values[:, s, q].sum(), flat, retain_graph=True)
+            autograd[:, s, q] = grad
+    torch.testing.assert_close(shift, autograd, atol=1e-6, rtol=0)
+    for node in range(2):
+        reference = reference_parameter_shift(params[node].numpy(), features[node].numpy())
+        np.testing.assert_allclose(shift[node].numpy(), reference, atol=1e-6)
+
+
+def test_fused_unitary_is_unitary_and_single_precision_agrees():
+    params, features = _random((4, 3, 4, 2), 8), _random((4, 8, 4), 9)
+    unitary = _circuit(4, 3).unitary(params)
+    identity = torch.eye(16, dtype=unitary.dtype).expand_as(unitary)
+    torch.testing.assert_close(unitary @ unitary.conj().transpose(-1, -2), identity, atol=1e-12, rtol=0)
+    single = _circuit(4, 3, dtype="complex64").expectations(params.float(), features.float())
+    double = _circuit(4, 3).expectations(params, features)
+    torch.testing.assert_close(single.double(), double, atol=2e-5, rtol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_expectations_are_bounded_and_first_readout_is_qubit_zero(seed):
+    params, features = _random((2, 2, 3, 2), seed), _random((2, 4, 3), seed + 1)
+    all_readouts = _circuit(3, 2).expectations(params, features)
+    first = _circuit(3, 2, readout="first").expectations(params, features)
+    assert first.shape == (2, 4, 1)
+    assert torch.all(all_readouts.abs() <= 1 + 1e-12)
+    torch.testing.assert_close(first[..., 0], all_readouts[..., 0])
+
+
+def test_gate_counts_and_ring():
+    assert cnot_ring_pairs(4) == [(0, 1), (1, 2), (2, 3), (3, 0)]
+    assert cnot_ring_pairs(2) == [(0, 1)]
+    assert cnot_ring_pairs(1) == []
+    assert gate_counts(CircuitConfig()) == (4 + 2 * 4 * 3, 3 * 4)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ConfigError, match=r"CircuitConfig\.readout"):
+        CircuitConfig(readout="middle")
+    with pytest.raises(ConfigError, match=r"CircuitConfig\.dtype"):
+        CircuitConfig(dtype="float32")
+    circuit = _circuit(3, 2)
+    with pytest.raises(ValueError, match="params must have shape"):
+        circuit.unitary(torch.zeros(1, 3, 3, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="num_qubits = 3"):
+        circuit.encode(torch.zeros(1, 2, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    config = CircuitConfig(num_qubits=4, num_layers=3, readout="all")
+    params, features = _random((5, 3, 4, 2), 1).float(), _random((5, 7, 4), 2).float()
+    cpu = BatchedCircuit(config).expectations(params, features)
+    gpu = BatchedCircuit(config, device="cuda").expectations(params.cuda(), features.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
