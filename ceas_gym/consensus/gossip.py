@@ -25,11 +25,11 @@ Model (DESIGN.md section 5, CEAS Sec. III-B):
   fidelity-weighted mean ``sum_j phi_j theta_j / sum_j phi_j`` (CEAS eq. 4-5), and the error shrinks at least as
   ``||e_s||_pi <= lambda_*^s ||e_0||_pi`` with ``lambda_*`` the second-largest eigenvalue modulus of ``W`` and
   ``||x||_pi^2 = sum_i pi_i x_i^2``.
-* The update is the difference form of eq. (6), with the message ``m_{j->i}`` that node ``i`` received from ``j``:
-  ``theta_i <- theta_i + sum_j W_ij (m_{j->i} - theta_i)``, which equals ``W_ii theta_i + sum_j W_ij m_{j->i}``.
-  Without transport noise ``m_{j->i} = theta_j``. An optional ``perturb(messages (M, P), fidelity (M,))`` hook (the
-  learning layer's transport-noise model) replaces the ``M = 2 |G_l|`` messages of a step by noisy copies, given
-  the mean fidelity of the pairs the message travelled on.
+* The update is eq. (6) with the message ``m_{j->i}`` that node ``i`` received from ``j``:
+  ``theta_i <- W_ii theta_i + sum_j W_ij m_{j->i}``. Without transport noise ``m_{j->i} = theta_j``. An optional
+  ``perturb(messages (M, P), fidelity (M,))`` hook (the learning layer's transport-noise model) replaces the
+  ``M = 2 |G_l|`` messages of a step by noisy copies, given the mean fidelity of the pairs each travelled on. With
+  noise the phi-weighted mass is no longer conserved exactly (the noise enters it).
 * Inactive nodes neither send nor receive: their links are never requested and their rows stay unchanged.
 * Per node, the *received fidelity* is the mean, over all messages it received in the round, of the mean fidelity
   of the pairs each travelled on (NaN if it received none); it feeds the next round's fidelity stamp.
@@ -122,7 +122,7 @@ def mixing_step(
     edge_fidelity: np.ndarray | None = None,
     perturb: Perturb | None = None,
 ) -> torch.Tensor:
-    """Apply one fidelity-weighted Metropolis mixing step over the granted links (eq. 6, difference form).
+    """Apply one fidelity-weighted Metropolis mixing step over the granted links (eq. 6).
 
     Args:
         params: Parameters per node. ``(N, P)`` tensor.
@@ -141,7 +141,7 @@ def mixing_step(
     u = torch.as_tensor(granted_edges[:, 0], device=params.device)
     v = torch.as_tensor(granted_edges[:, 1], device=params.device)
     receivers = torch.cat([u, v])
-    messages = torch.cat([params[v], params[u]])  # u receives theta_v, v receives theta_u
+    messages = params[torch.cat([v, u])]  # u receives theta_v, v receives theta_u
     if perturb is not None:
         if edge_fidelity is None:
             raise ConfigError("edge_fidelity: required when a perturb hook is given")
@@ -151,8 +151,12 @@ def mixing_step(
             raise ConfigError(
                 f"perturb: must return shape {(receivers.shape[0], params.shape[1])}, got {messages.shape}"
             )
-    weights = torch.cat([w_uv, w_vu]).unsqueeze(1)
-    return params.index_add(0, receivers, weights * (messages - params[receivers]))
+    weights = torch.cat([w_uv, w_vu])
+    off_diagonal_row_sum = torch.zeros(num_nodes, dtype=params.dtype, device=params.device).index_add_(
+        0, receivers, weights
+    )
+    self_weight = (1.0 - off_diagonal_row_sum).unsqueeze(1)  # W_ii
+    return (self_weight * params).index_add_(0, receivers, weights.unsqueeze(1) * messages)
 
 
 @dataclass(frozen=True)
