@@ -240,3 +240,35 @@ def test_bad_trust_input_is_rejected():
         update_trust(np.ones(3), np.ones(2), 0.5)
     with pytest.raises(ConfigError, match="alpha"):
         update_trust(np.ones(3), np.ones(3), 1.0)
+
+
+def test_paper_like_fifty_node_network_isolates_every_attacker_and_no_honest_node():
+    """N = 50, 40 % Byzantine (reversal, scaling, Gaussian attacks in turn), honest stamps ~0.9, Byzantine ~0.5."""
+    import networkx as nx
+
+    num_nodes, dim = 50, 8
+    generator = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    graph = nx.random_regular_graph(4, num_nodes, seed=1)
+    edges = np.array(sorted((min(u, v), max(u, v)) for u, v in graph.edges()))
+    probe = torch.randn(200, dim, generator=generator, dtype=DOUBLE)
+    truth = torch.randn(dim, generator=generator, dtype=DOUBLE)
+    byzantine = np.zeros(num_nodes, bool)
+    byzantine[rng.choice(num_nodes, 20, replace=False)] = True
+    stamps = np.where(byzantine, rng.uniform(0.4, 0.6, num_nodes), rng.uniform(0.85, 0.95, num_nodes))
+    protocol = CEASProtocol(num_nodes, edges)
+    mask = torch.as_tensor(byzantine)
+    for round_index in range(8):
+        honest = truth + 0.1 * torch.randn(num_nodes, dim, generator=generator, dtype=DOUBLE)
+        submitted = honest.clone()
+        if round_index % 3 == 0:
+            submitted[mask] = -1.05 * honest[mask]
+        elif round_index % 3 == 1:
+            submitted[mask] = 1.6 * honest[mask]
+        else:
+            noise = torch.randn(20, dim, generator=generator, dtype=DOUBLE)
+            submitted[mask] = honest[mask] + 0.6 * truth.std() * noise
+        result = protocol.run_round(submitted, stamps, predict_logistic(probe), UnlimitedPairs(0.95), round_index)
+        if result.checkpoint:
+            assert result.committed
+            np.testing.assert_array_equal(protocol.active, ~byzantine)

@@ -269,3 +269,20 @@ def test_provider_with_wrong_shapes_is_rejected():
             Broken(),
             mixing_steps=1,
         )
+
+
+def test_scripted_pairs_answer_each_step_from_its_row_and_cycle():
+    edges = np.array([[0, 1], [1, 2]])
+    table = np.array([[True, False], [False, True]])
+    provider = ScriptedPairs(table, fidelity=np.array([[0.9, 0.9], [0.6, 0.6]]))
+    result = gossip_round(
+        edges, torch.zeros(3, 1, dtype=DOUBLE), np.ones(3), np.ones(3, bool), provider, mixing_steps=3
+    )
+    np.testing.assert_array_equal(result.granted_per_edge, [2, 1])  # steps 0 and 2 use row 0
+    assert result.mean_delivered_fidelity == pytest.approx((0.9 + 0.6 + 0.9) / 3)
+    with pytest.raises(ConfigError, match="fidelity"):
+        ScriptedPairs(table, fidelity=0.2)
+    with pytest.raises(ConfigError, match=r"UnlimitedPairs\.fidelity"):
+        UnlimitedPairs(1.5)
+    with pytest.raises(ConfigError, match="pairs_per_exchange"):
+        UnlimitedPairs().request(np.array([0]), 0)
