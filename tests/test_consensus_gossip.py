@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ceas_gym.config import ConfigError
 from ceas_gym.consensus.gossip import default_mixing_steps, gossip_round, mixing_step
-from ceas_gym.consensus.pairs import ScriptedPairs, UnlimitedPairs
+from ceas_gym.consensus.pairs import InventoryPairs, ScriptedPairs, UnlimitedPairs
+from ceas_gym.network.inventory import PairInventory
 
 DOUBLE = torch.float64
 
@@ -286,3 +287,36 @@ def test_scripted_pairs_answer_each_step_from_its_row_and_cycle():
         UnlimitedPairs(1.5)
     with pytest.raises(ConfigError, match="pairs_per_exchange"):
         UnlimitedPairs().request(np.array([0]), 0)
+
+
+def test_inventory_pairs_grant_only_where_enough_pairs_are_stored_and_conserve_them():
+    # Path 0-1-2-3; link 0 stores 4 pairs aged 2 rounds, link 1 stores 1 fresh pair, link 2 stores 2 fresh pairs.
+    inventory = PairInventory(
+        capacity=np.full(3, 4), cutoff=np.full(3, 10), coherence_rounds=np.full(3, 5.0), fidelity0=np.full(3, 0.95)
+    )
+    inventory.add(np.array([4, 0, 0]))
+    inventory.age_one_round()
+    inventory.age_one_round()
+    inventory.add(np.array([0, 1, 2]))
+    provider = InventoryPairs(inventory)
+    edges = np.array([[0, 1], [1, 2], [2, 3]])
+    result = gossip_round(
+        edges,
+        torch.zeros(4, 1, dtype=DOUBLE),
+        np.ones(4),
+        np.ones(4, bool),
+        provider,
+        mixing_steps=2,
+        pairs_per_exchange=2,
+    )
+    # Step 0: links 0 and 2 hold >= 2 pairs, link 1 only 1. Step 1: link 0 has 2 left, link 2 none.
+    np.testing.assert_array_equal(result.granted_per_step, [2, 1])
+    np.testing.assert_array_equal(result.granted_per_edge, [2, 0, 1])
+    np.testing.assert_array_equal(inventory.held, [0, 1, 0])
+    assert result.pairs_consumed == 6 == provider.pairs_served == int(inventory.consumed.sum())
+    inventory.check_conservation()
+    aged = 0.25 + (0.95 - 0.25) * math.exp(-2 / 5.0)
+    assert result.mean_delivered_fidelity == pytest.approx((2 * aged + 0.95) / 3)
+    np.testing.assert_allclose(result.received_fidelity[[0, 3]], [aged, 0.95])
+    with pytest.raises(ConfigError, match="at most once"):
+        provider.request(np.array([0, 0]), 1)

@@ -10,6 +10,9 @@ stand-ins:
 
 * :class:`UnlimitedPairs`: every request granted at one fixed fidelity (no entanglement limit).
 * :class:`ScriptedPairs`: grants and fidelities read from a table, one row per call (for tests and what-if runs).
+* :class:`InventoryPairs`: serves straight from a :class:`~ceas_gym.network.inventory.PairInventory`: an exchange is
+  granted when its link holds at least ``pairs_per_exchange`` pairs, which are then consumed in the link's serving
+  order (oldest-first by default), all-or-nothing per exchange.
 
 Conventions: ``edge_ids`` index the rows of the edge array ``(E, 2)`` the consensus protocol was built with; the
 same edge may appear at most once per call. Fidelities are Werner fidelities in (0.25, 1].
@@ -22,6 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ceas_gym.config import ConfigError, check_int, check_range
+from ceas_gym.network.inventory import PairInventory
 
 
 @runtime_checkable
@@ -122,4 +126,48 @@ class ScriptedPairs:
         granted = self.granted[row, ids].copy()
         mean_fidelity = np.where(granted, self.fidelity[row, ids], np.nan)
         self.pairs_served += int(granted.sum()) * pairs_per_exchange
+        return granted, mean_fidelity
+
+
+class InventoryPairs:
+    """Serves exchanges from the pairs stored in a :class:`~ceas_gym.network.inventory.PairInventory`.
+
+    An exchange on link ``l`` is granted when ``held[l] >= pairs_per_exchange``; its pairs are then consumed in the
+    link's serving order and its fidelity is their mean Werner fidelity at consumption. Edge ids are the
+    inventory's link indices.
+
+    Args:
+        inventory: The Bell-pair store (consumed from in place).
+        freshest_first: Serving order per link, ``(num_links,)`` bool (default: oldest first everywhere).
+
+    Attributes:
+        pairs_served: Total pairs consumed through this provider (pairs).
+        calls: Number of :meth:`request` calls so far (mixing steps).
+    """
+
+    def __init__(self, inventory: PairInventory, freshest_first: np.ndarray | None = None) -> None:
+        self.inventory = inventory
+        num_links = inventory.num_links
+        order = np.zeros(num_links, dtype=bool) if freshest_first is None else np.asarray(freshest_first)
+        if order.shape != (num_links,) or order.dtype != bool:
+            raise ConfigError(f"InventoryPairs.freshest_first: expected a bool array of shape ({num_links},)")
+        self.freshest_first = order
+        self.pairs_served = 0
+        self.calls = 0
+
+    def request(self, edge_ids: np.ndarray, pairs_per_exchange: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grant the exchanges whose link holds enough pairs and consume them (see :meth:`PairProvider.request`)."""
+        ids = check_request(edge_ids, pairs_per_exchange)
+        num_links = self.inventory.num_links
+        if ids.size and ids.max() >= num_links:
+            raise ConfigError(f"edge_ids: id {int(ids.max())} is out of range; allowed: [0, {num_links})")
+        if np.unique(ids).size != ids.size:
+            raise ConfigError("edge_ids: a link may be requested at most once per call")
+        self.calls += 1
+        granted = self.inventory.held[ids] >= pairs_per_exchange
+        counts = np.zeros(num_links, dtype=np.int64)
+        counts[ids[granted]] = pairs_per_exchange
+        result = self.inventory.consume(counts, self.freshest_first)
+        self.pairs_served += int(counts.sum())
+        mean_fidelity = np.where(granted, result.fidelity_sum[ids] / pairs_per_exchange, np.nan)
         return granted, mean_fidelity
