@@ -1,5 +1,7 @@
 import itertools
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +114,11 @@ def test_same_seed_same_result():
 def test_bad_configuration_is_rejected(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         run_qba(leader_value=VALUE, **kwargs)
+
+
+def test_documentation_example_runs():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "agreement.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/agreement.md", "exec"), {})

@@ -34,18 +34,21 @@ Message semantics (the modelling decisions)
 
 Decision (gathering phase)
 --------------------------
-Each honest member decides by the choice function of the signed-messages algorithm SM(f) (Lamport, Shostak,
-Pease 1982; Dolev-Strong 1983): if the validly signed leader values it holds (over all chains) are exactly one
-value, it decides that value; otherwise (none, or several: an equivocating leader) it decides ``None`` and the
-leader is detected as faulty. This deviates from the paper's recursive majority (eq. A2-A3): a majority over
-per-path lists lets a faulty leader split honest members when f rounds of operations are all there is (e.g. N =
-4, f = 1, a leader that signs a different value only in the operation with forwarder 2 and verifier 3 makes
-member 1 see one value and members 2, 3 see two). With the choice function the schedule above guarantees, for
-any f < N/2 and at most f faulty members:
+Each honest member decides by the choice function of the signed-messages algorithm SM(f) (Lamport, Shostak, Pease
+1982; Dolev-Strong 1983): if the validly signed leader values it holds (over all chains) are exactly one value, it
+decides that value; otherwise (none, or several: an equivocating leader) it decides ``None`` and the leader is
+detected as faulty. The paper's gathering phase uses a recursive majority over per-path lists (eq. A2-A3) but leaves
+ties and missing messages open; the choice function comes with the standard proof of agreement under transferable
+signatures, sketched below, and the tests check it for every faulty set of size f and randomised behaviours for
+every N up to 7. The one-document-per-(path, forwarder) convention matters for it: if a primary could sign different
+values in the operations with one forwarder, then for N = 4, f = 1 a leader that signs another value only in the
+operation (forwarder 2, verifier 3) leaves member 1 holding one value and members 2, 3 holding two. With the choice
+function the schedule above guarantees, for any f < N/2 and at most f faulty members:
 
 - **Agreement**: all honest members decide the same. A value an honest member holds on a chain either passed
   through an honest member, who forwarded it to everyone off the chain in time, or through faulty members
-  only; such a chain has at most f members, so the honest holder still forwards it in a later round.
+  only; such a chain has at most f members, so the honest holder received it no later than the round before
+  last (as verifier) or in the current round (as forwarder) and still forwards it to everyone.
 - **Validity**: with an honest leader every honest member decides the leader's value (no one can forge
   another value, and the leader's document reaches every forwarder in round 0).
 
