@@ -272,3 +272,24 @@ def test_paper_like_fifty_node_network_isolates_every_attacker_and_no_honest_nod
         if result.checkpoint:
             assert result.committed
             np.testing.assert_array_equal(protocol.active, ~byzantine)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 15),
+    st.integers(0, 2**31 - 1),
+)
+def test_committed_checkpoints_keep_min_active_and_report_consistent_changes(num_nodes, min_active, seed):
+    rng = np.random.default_rng(seed)
+    monitor = BFTMonitor(BFTConfig(min_active=min_active, threshold_base=0.3), num_nodes)
+    for _ in range(4):
+        fill(monitor, rng.exponential(0.1, num_nodes), rounds=int(rng.integers(1, 7)))
+        before = monitor.active.copy()
+        outcome = monitor.checkpoint(rng.uniform(0.5, 1.0, num_nodes))
+        assert outcome.committed  # every active node votes by default
+        assert monitor.active.sum() >= min(min_active, num_nodes)
+        np.testing.assert_array_equal(outcome.quarantined, before & ~monitor.active)
+        np.testing.assert_array_equal(outcome.readmitted, ~before & monitor.active)
+        flagged = before & (outcome.rolling_divergence > outcome.threshold)
+        assert not (outcome.quarantined & ~flagged).any()  # only nodes over their threshold are quarantined

@@ -172,3 +172,20 @@ def test_random_selection_is_reproducible_from_the_seed_and_draws_m_nodes():
     assert len({tuple(np.flatnonzero(r.participants)) for r in runs[0]}) > 1
     with pytest.raises(ConfigError, match="rng"):
         RandomSelectionProtocol(6, RING6).run_round(params, None, None, UnlimitedPairs(), 0, None)
+
+
+def test_ceas_rounds_are_reproducible_bit_for_bit():
+    rng = np.random.default_rng(9)
+    submissions = [torch.as_tensor(rng.normal(size=(6, 2))) for _ in range(8)]
+    stamps = rng.uniform(0.3, 1.0, 6)
+    grants = rng.random((30, 6)) < 0.7
+    runs = []
+    for _ in range(2):
+        protocol = CEASProtocol(6, RING6, {"bft": {"min_active": 2}})
+        provider = ScriptedPairs(grants, fidelity=0.9)
+        runs.append([protocol.run_round(p, stamps, probe_predict, provider, t) for t, p in enumerate(submissions)])
+    for first, second in zip(runs[0], runs[1], strict=True):
+        assert torch.equal(first.params, second.params) and torch.equal(first.consensus_params, second.consensus_params)
+        np.testing.assert_array_equal(first.divergence, second.divergence)
+        np.testing.assert_array_equal(first.active, second.active)
+        assert first.exchanges_skipped == first.exchanges_attempted - first.exchanges_granted
