@@ -179,12 +179,14 @@ class BatchedCircuit:
             ``(B, 2^n, 2^n)`` complex unitaries ``U = P_ring K_L ... P_ring K_1``.
         """
         self._check_params(params)
-        result = None
-        for layer in range(self.config.num_layers):  # loop over layers (L), not nodes
-            kron = batched_kron(rotation_gates(params[:, layer], self.complex_dtype))
-            layer_unitary = kron[:, self._source_rows]
-            result = layer_unitary if result is None else layer_unitary @ result
-        assert result is not None
+        batch, layers, n = params.shape[:3]
+        gates = rotation_gates(params, self.complex_dtype)  # (B, L, n, 2, 2), all layers at once
+        kron = batched_kron(gates.reshape(batch * layers, n, 2, 2))
+        dimension = kron.shape[-1]
+        layer_unitaries = kron.index_select(1, self._source_rows).reshape(batch, layers, dimension, dimension)
+        result = layer_unitaries[:, 0]
+        for layer in range(1, layers):  # loop over layers (L), not nodes
+            result = layer_unitaries[:, layer] @ result
         return result
 
     def encode(self, features: torch.Tensor) -> torch.Tensor:
