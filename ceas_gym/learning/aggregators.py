@@ -197,7 +197,11 @@ def fedavg(
     """
     n, _ = _check_updates(updates)
     _context(context)
-    w = torch.ones(n, dtype=updates.dtype) if weights is None else _check_weights("weights", weights, n, updates)
+    w = (
+        torch.ones(n, dtype=updates.dtype, device=updates.device)
+        if weights is None
+        else _check_weights("weights", weights, n, updates)
+    )
     normalised = w / w.sum()
     return AggregationResult(normalised @ updates, normalised, _index_tensor(torch.nonzero(w > 0).flatten()))
 
@@ -243,7 +247,7 @@ def median(
     ordered = torch.sort(updates, dim=0).values
     middle = ordered[(n - 1) // 2 : n // 2 + 1]
     result = middle.mean(dim=0)
-    return AggregationResult(result, _closeness_scores(updates, result), torch.arange(n))
+    return AggregationResult(result, _closeness_scores(updates, result), torch.arange(n, device=updates.device))
 
 
 @AGGREGATORS.register("trimmed-mean")
@@ -271,7 +275,7 @@ def trimmed_mean(
         )
     ordered = torch.sort(updates, dim=0).values
     result = ordered[f : n - f].mean(dim=0)
-    return AggregationResult(result, _closeness_scores(updates, result), torch.arange(n))
+    return AggregationResult(result, _closeness_scores(updates, result), torch.arange(n, device=updates.device))
 
 
 def krum_scores(updates: torch.Tensor, num_faulty: int) -> torch.Tensor:
@@ -358,8 +362,8 @@ def _cosine_to(updates: torch.Tensor, direction: torch.Tensor | None) -> torch.T
     """Cosine of each update with ``direction``; 0 where either vector is zero or the direction is absent."""
     n, p = updates.shape
     if direction is None:
-        return torch.zeros(n, dtype=updates.dtype)
-    direction = torch.as_tensor(direction, dtype=updates.dtype)
+        return torch.zeros(n, dtype=updates.dtype, device=updates.device)
+    direction = torch.as_tensor(direction, dtype=updates.dtype, device=updates.device)
     if direction.shape != (p,):
         raise ConfigError(f"AggregationContext.previous_direction: expected shape ({p},), got {tuple(direction.shape)}")
     if not bool(torch.isfinite(direction).all()):
@@ -402,7 +406,7 @@ def score_rule(
     elif weights is not None:
         stakes = _check_weights("weights", weights, n, updates)
     else:
-        stakes = torch.ones(n, dtype=updates.dtype)
+        stakes = torch.ones(n, dtype=updates.dtype, device=updates.device)
     alignment = _cosine_to(updates, ctx.previous_direction)  # eq. 7
     spread = _nearest_sum(_pairwise_distances(updates), n - f - 1)  # eq. 8
     scores = _z_score(alignment) - _z_score(spread)  # eq. 9
