@@ -25,7 +25,7 @@ def _random(shape, seed):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
 def test_batched_matches_dense_reference(n):
     circuit = _circuit(n, 3)
     params, features = _random((3, 3, n, 2), n), _random((3, 4, n), 10 + n)

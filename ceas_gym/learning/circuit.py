@@ -125,12 +125,25 @@ def rotation_gates(angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.stack([row0, row1], dim=-2)
 
 
+def _pairwise_kron(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Kronecker products ``left[..., i] (x) right[..., i]`` of batched matrices ``(..., r, c)``, ``(..., r2, c2)``."""
+    rows, cols = left.shape[-2] * right.shape[-2], left.shape[-1] * right.shape[-1]
+    product = left[..., :, None, :, None] * right[..., None, :, None, :]
+    return product.reshape(*product.shape[:-4], rows, cols)
+
+
 def batched_kron(gates: torch.Tensor) -> torch.Tensor:
-    """Kronecker product over the qubit axis: ``(B, n, 2, 2)`` -> ``(B, 2^n, 2^n)``, qubit 0 most significant."""
-    result = gates[:, 0]
-    for q in range(1, gates.shape[1]):  # loop over qubits (n <= 12), not nodes
-        batch, rows, cols = result.shape
-        result = torch.einsum("bij,bkl->bikjl", result, gates[:, q]).reshape(batch, rows * 2, cols * 2)
+    """Kronecker product over the qubit axis: ``(B, n, 2, 2)`` -> ``(B, 2^n, 2^n)``, qubit 0 most significant.
+
+    While the number of factors is even, neighbours are paired in one batched product per level (a balanced tree,
+    ``log2 n`` operations for ``n`` a power of two); an odd remainder is folded in sequentially.
+    """
+    factors = gates
+    while factors.shape[1] > 1 and factors.shape[1] % 2 == 0:  # tree levels (log2 n), not nodes
+        factors = _pairwise_kron(factors[:, 0::2], factors[:, 1::2])
+    result = factors[:, 0]
+    for index in range(1, factors.shape[1]):  # odd remainder, at most n factors
+        result = _pairwise_kron(result, factors[:, index])
     return result
 
 
