@@ -272,3 +272,49 @@ def test_huge_outliers_do_not_move_robust_rules(rule):
 def test_unknown_rule_lists_known_names():
     with pytest.raises(KeyError, match=r"known: .*krum"):
         aggregate("krumm", t([[1.0]]))
+
+
+def reference_coordinate_rules(rows, f):
+    """Per-coordinate sorted lists: median and trimmed mean by plain Python."""
+    n = len(rows)
+    medians, trimmed = [], []
+    for column in zip(*rows, strict=True):
+        ordered = sorted(column)
+        medians.append((ordered[(n - 1) // 2] + ordered[n // 2]) / 2)
+        kept = ordered[f : n - f]
+        trimmed.append(sum(kept) / len(kept))
+    return medians, trimmed
+
+
+def reference_krum(rows, f):
+    n = len(rows)
+    scores = []
+    for i in range(n):
+        squared = sorted(sum((a - b) ** 2 for a, b in zip(rows[i], rows[k], strict=True)) for k in range(n) if k != i)
+        scores.append(sum(squared[: n - f - 2]))
+    return scores
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=2, max_size=2), min_size=5, max_size=9
+    ),
+    f=st.integers(0, 2),
+)
+def test_coordinate_rules_and_krum_match_reference(rows, f):
+    medians, trimmed = reference_coordinate_rules(rows, f)
+    ctx = AggregationContext(num_faulty=f)
+    assert torch.allclose(aggregate("median", t(rows)).aggregate, t(medians))
+    assert torch.allclose(aggregate("trimmed-mean", t(rows), context=ctx).aggregate, t(trimmed))
+    scores = reference_krum(rows, f)
+    result = aggregate("krum", t(rows), context=ctx)
+    assert torch.allclose(result.scores, t(scores), rtol=1e-9, atol=1e-6)
+    best = min(scores)
+    tolerance = 1e-6 * (1 + abs(best))
+    (chosen,) = result.selected.tolist()
+    assert scores[chosen] <= best + tolerance  # a minimal score...
+    assert all(scores[i] > scores[chosen] - tolerance for i in range(chosen))  # ...no lower index clearly better
+    exact = reference_krum([[float(x) for x in row] for row in t(rows).tolist()], f)
+    if sum(s == min(exact) for s in exact) > 1:  # exact ties go to the lowest index
+        assert chosen == exact.index(min(exact))
