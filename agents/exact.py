@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -249,11 +250,14 @@ def evaluate_policy(mdp: EnumeratedMDP, policy: np.ndarray, discount: float = 1.
     rows = mdp.action_offset[:-1] + np.asarray(policy, dtype=np.int64)
     transition = mdp.transition_matrix[rows]
     system = scipy.sparse.identity(mdp.n_states, format="csc") - discount * transition.tocsc()
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error", scipy.sparse.linalg.MatrixRankWarning)
         try:
             values = scipy.sparse.linalg.spsolve(system, mdp.expected_reward[rows])
-        except RuntimeError as error:  # exactly singular factor
-            raise ValueError(f"policy evaluation failed ({error}); the policy may never end") from error
+        except (RuntimeError, scipy.sparse.linalg.MatrixRankWarning) as error:  # singular: some state never ends
+            raise ValueError(
+                f"policy evaluation failed ({error}); the policy does not end with probability 1"
+            ) from error
     values = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if not np.all(np.isfinite(values)):
         raise ValueError("policy evaluation gave non-finite values; the policy does not end with probability 1")
