@@ -115,12 +115,12 @@ def test_evaluate_hand_computed_accuracy():
 
 
 def test_honest_nodes_reach_test_accuracy():
-    nodes = 8
+    nodes = 6
     model = QuantumClassifier()
     data = make_federated_data(DataConfig(test_samples=2000), np.zeros(nodes, bool), np.random.default_rng(0))
     params = model.init_parameters(nodes, torch.Generator().manual_seed(0))
     start = evaluate(model, params[0], data.test_features, data.test_labels).accuracy.item()
-    for _ in range(12):
+    for _ in range(10):
         result = local_train(model, params, data.train.features, data.train.labels, TrainingConfig(local_steps=5))
         params = result.parameters.mean(0, keepdim=True).expand(nodes, -1).clone()  # plain averaging
     final = evaluate(model, params[0], data.test_features, data.test_labels)
@@ -157,6 +157,6 @@ def test_same_seed_same_parameters_bit_for_bit():
 
 def test_noisy_honest_nodes_still_learn():
     # 1 % gate and readout errors shrink <Z0> by about 0.66; the head weight compensates
-    model, params, data, shrink = _noisy_rounds(1, 12)
+    model, params, data, shrink = _noisy_rounds(1, 10)
     noisy = evaluate(model, params[0], data.test_features, data.test_labels, shrink[:1])
     assert noisy.accuracy.item() >= 0.80

@@ -77,7 +77,7 @@ class DataConfig:
             check_range(f"DataConfig.{name}", getattr(self, name), 0.0, 0.5)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class NodeData:
     """Per-node training data.
 
@@ -90,7 +90,7 @@ class NodeData:
     labels: torch.Tensor
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class FederatedData:
     """Training data for all nodes plus the global test set.
 
@@ -237,7 +237,7 @@ def make_federated_data(
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class DigitsSplit:
     """A client split of scikit-learn's 8x8 digits (10 classes, 64 pixel features scaled to [0, 1]).
 

@@ -42,7 +42,7 @@ def _as_vector(name: str, values: torch.Tensor | Sequence[float], low: float, hi
     return vector
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class NodeNoise:
     """Error rates of every node (vectors of length num_nodes, probabilities), stored as float64 tensors.
 

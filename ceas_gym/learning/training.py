@@ -56,7 +56,7 @@ class TrainingConfig:
         check_range("TrainingConfig.eps", self.eps, 0.0, 1.0, low_inclusive=False)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class LocalTrainingResult:
     """Outcome of :func:`local_train`.
 
@@ -69,7 +69,7 @@ class LocalTrainingResult:
     loss: torch.Tensor
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
 class EvaluationResult:
     """Test-set scores per evaluated parameter row.
 
