@@ -192,6 +192,7 @@ class BatchedCircuit:
             ``(B, 2^n, 2^n)`` complex unitaries ``U = P_ring K_L ... P_ring K_1``.
         """
         self._check_params(params)
+        params = params.to(self.device)
         batch, layers, n = params.shape[:3]
         gates = rotation_gates(params, self.complex_dtype)  # (B, L, n, 2, 2), all layers at once
         kron = batched_kron(gates.reshape(batch * layers, n, 2, 2))
