@@ -472,23 +472,19 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return observation, -1.0, delivered, truncated, info
 
     def render(self) -> str | None:
-        """Return a one-line picture of the chain (``render_mode="ansi"``), e.g. ``o==1==o==1==o  o--0--o``.
+        """Return a one-line picture of the chain (``render_mode="ansi"``), e.g. ``o==3==o=====o     o--1--o``.
 
-        Nodes are ``o``; a stored pair is drawn over the links it spans with its age in the middle (``=`` for a
-        swapped pair, ``-`` for an elementary one); an empty link is blank. Fidelities follow after ``|``.
+        Nodes are ``o``; a stored pair is drawn over the links it spans with its age on its first link (``=`` for
+        a swapped pair, ``-`` for an elementary one); an empty link is blank. Fidelities follow after ``|``.
         """
         if self.render_mode is None:
             gym.logger.warn("RepeaterChainEnv.render() called without render_mode; pass render_mode='ansi'")
             return None
-        parts = ["o"]
-        node = 0
-        fidelities = self.pair_fidelities()
+        links = ["     "] * self.config.n_links
         for left, right, age in self.chain_state():
-            parts.extend(["     o"] * (left - node))
-            width = 6 * (right - left) - 1
             fill = "-" if right - left == 1 else "="
-            parts.append(str(age).center(width, fill) + "o")
-            node = right
-        parts.extend(["     o"] * (self.config.n_nodes - 1 - node))
+            links[left:right] = [fill * 5] * (right - left)
+            links[left] = str(age).center(5, fill)
+        fidelities = self.pair_fidelities()
         detail = ", ".join(f"({i},{j}) F={f:.3f}" for (i, j), f in fidelities.items())
-        return "".join(parts) + (f"  | {detail}" if detail else "")
+        return "o" + "".join(link + "o" for link in links) + (f"  | {detail}" if detail else "")
