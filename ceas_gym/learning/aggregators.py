@@ -71,7 +71,7 @@ __all__ = [
 _ZERO_SPREAD_RTOL = 1e-12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AggregationResult:
     """The outcome of one aggregation.
 
@@ -80,6 +80,8 @@ class AggregationResult:
         scores: Each node's score under the rule, shape ``(n,)``; its meaning and direction are the rule's (see
             the module docstring).
         selected: Indices of the nodes whose updates entered the aggregate, shape ``(k,)``, int64, ascending.
+
+    Instances compare by identity (tensors have no single truth value); compare the fields instead.
     """
 
     aggregate: torch.Tensor
@@ -87,7 +89,7 @@ class AggregationResult:
     selected: torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AggregationContext:
     """What some rules need beyond the updates and weights.
 
