@@ -13,6 +13,12 @@ to j (Charlie). There are ``A(N-1, m)`` paths, ``N-1-m`` forwarders and ``N-2-m`
 
     N_QDS = sum_{m=0}^{f-1} A(N-1, 2+m),   A(n, k) = n! / (n-k)!          (eq. A1)
 
+Reading of eq. A1: the paper defines ``A_a^b = a!/(a-b)!`` (b-permutations of a) and writes ``A_{N-1}^{2+m}``,
+so a = N - 1 (the members other than the leader) and b = 2 + m; N is the committee size (Appendix A calls it
+"N clients"; in Sec. 4.5 the committee has N_c members and f_c faulty ones). For f < N/2 every term has
+b <= N - 1, so no term is zero. The per-round term matches the text: round 0 has ``A(N-1, 2)`` operations,
+one per ordered (forwarder, verifier) pair.
+
 Every scheduled operation consumes its one-time keys (they are distributed before the round and discarded
 after it) whether or not its signer speaks, so the count is eq. A1 independently of faults. With a
 :class:`~ceas_gym.consensus.qds.KeySource`, each operation draws its ``6 n`` key bits, which books the Bell
