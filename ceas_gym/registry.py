@@ -17,11 +17,13 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from ceas_gym.config import ConfigError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
-    """Raised when a registry lookup names nothing registered."""
+class UnknownNameError(ConfigError, KeyError):
+    """Raised when a registry lookup names nothing registered (a configuration error and a missing key)."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; show the message as written.
         return str(self.args[0])
