@@ -339,3 +339,13 @@ def test_exact_policy_acts_as_the_solution_and_swap_asap_swaps_where_feasible():
         assert np.array_equal(asap.act(observation, {}), swap_vector(4, feasible))
         differs += not np.array_equal(expected, swap_vector(4, feasible))
     assert differs > 0  # on this instance the optimal policy waits somewhere swap-asap would swap
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n_nodes", "p_s", "t_cut"), [(5, 1.0, 2), (5, 0.7, 3)])
+def test_monte_carlo_five_node_chain_agrees_with_exact_value(n_nodes, p_s, t_cut):
+    config = RepeaterChainConfig(n_nodes=n_nodes, p=0.5, p_s=p_s, t_cut=t_cut, max_steps=100_000)
+    policy = ExactRepeaterPolicy(config)
+    episodes = 10_000
+    lengths = run_episodes(RepeaterChainEnv(config), policy, episodes, seed=99)
+    assert abs(lengths.mean() - policy.expected_delivery_time) <= 4 * lengths.std(ddof=1) / math.sqrt(episodes)
