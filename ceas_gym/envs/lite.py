@@ -13,6 +13,7 @@ from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.link_layer import LinkLayer, RoundStats, split_budget
 from ceas_gym.envs.lite_config import LITE_PRESETS, LiteConfig
+from ceas_gym.envs.observation import box, link_state, link_state_spaces
 from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 from ceas_gym.network.demand import StochasticDemand
 
@@ -130,21 +131,11 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
     # -------------------------------------------------------------------------------------------- spaces
     def _build_observation_space(self) -> spaces.Dict:
         links = self.num_links
-        capacity = float(self.instance.capacity.max())
         demand_max = float(self.config.queue_capacity * self.config.demand.pairs_max)
         deadline_none = float(self.config.demand.deadline_max + 1)
-        decay_max = float(max(1.0, np.max(self.instance.decay_rate)))
-
-        def box(low: float, high: float, shape: tuple[int, ...]) -> spaces.Box:
-            return spaces.Box(low, high, shape=shape, dtype=np.float32)
-
         return spaces.Dict(
             {
-                "inventory": box(0.0, capacity, (links, self.lifetime_bins)),
-                "mean_fidelity": box(0.0, 1.0, (links,)),
-                "decay_rate": box(0.0, decay_max, (links,)),
-                "success_probability": box(0.0, 1.0, (links,)),
-                "cutoff": box(0.0, float(self.config.links.cutoff_max), (links,)),
+                **link_state_spaces(self.instance, self.lifetime_bins),
                 "demand_pairs": box(0.0, demand_max, (links,)),
                 "demand_due": box(0.0, demand_max, (links,)),
                 "demand_deadline": box(0.0, deadline_none, (links,)),
@@ -154,13 +145,8 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
 
     def _observation(self) -> Any:
         queue = self.layer.queue
-        inventory = self.layer.inventory
         observation = {
-            "inventory": inventory.lifetime_histogram(self.lifetime_bins),
-            "mean_fidelity": inventory.mean_fidelity().astype(np.float32),
-            "decay_rate": self.instance.decay_rate.astype(np.float32),
-            "success_probability": self.instance.success_probability.astype(np.float32),
-            "cutoff": self.instance.cutoff.astype(np.float32),
+            **link_state(self.instance, self.layer.inventory, self.lifetime_bins),
             "demand_pairs": queue.pending_pairs().astype(np.float32),
             "demand_due": queue.pairs_due_within(1).astype(np.float32),
             "demand_deadline": queue.earliest_deadline(self.config.demand.deadline_max + 1).astype(np.float32),

@@ -12,27 +12,18 @@ import gymnasium as gym
 
 NAMESPACE = "ceas_gym"
 
-# (id, entry point, max_episode_steps, kwargs)
+LITE = "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv"
+
+
+# (id, entry point, max_episode_steps, kwargs); max_episode_steps is each preset's episode length.
+# fmt: off
 ENVIRONMENTS: list[tuple[str, str, int, dict[str, Any]]] = [
-    (
-        f"{NAMESPACE}/EntanglementScheduling-Lite-v0",
-        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
-        100,
-        {"preset": "small"},
-    ),
-    (
-        f"{NAMESPACE}/EntanglementScheduling-Lite-Tiny-v0",
-        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
-        30,
-        {"preset": "tiny"},
-    ),
-    (
-        f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0",
-        "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv",
-        300,
-        {"preset": "paper"},
-    ),
+    (f"{NAMESPACE}/EntanglementScheduling-Lite-v0", LITE, 100, {"preset": "small"}),
+    (f"{NAMESPACE}/EntanglementScheduling-Lite-Tiny-v0", LITE, 30, {"preset": "tiny"}),
+    (f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0", LITE, 300, {"preset": "paper"}),
+    (f"{NAMESPACE}/RepeaterChain-v0", "ceas_gym.envs.repeater_chain:RepeaterChainEnv", 1000, {}),
 ]
+# fmt: on
 
 
 def register_environments() -> None:
