@@ -17,14 +17,56 @@ def _deficit(view: dict[str, np.ndarray]) -> np.ndarray:
     return np.maximum(view["demand_pairs"] - held, 0.0)
 
 
-class EarliestExpiringFirst:
-    """EEF: budget first to the links whose demand expires first; oldest pairs served first.
+def plan_earliest_expiring_first(
+    deficit: np.ndarray, deadline: np.ndarray, success_probability: np.ndarray, budget: int
+) -> np.ndarray:
+    """Attempts per link that cover the earliest-expiring pair demand first (vectorised).
 
-    Per round: each link's deficit (pending pairs minus stored pairs) needs ``ceil(deficit / p)`` attempts in
-    expectation. Links are taken in order of earliest pending deadline (ties: larger deficit first, then lower
-    index) and granted their attempts until the budget runs out. What is left is spread over the links that still
-    have a deficit, in proportion to it, as a hedge against failed attempts; anything left after that is unspent.
-    Requests are served oldest-pair-first, using pairs before they expire.
+    The deficit of link ``l`` is split into unit demands (one pair each); the ``k``-th unit of a link is consumed
+    after its first ``k - 1``, so it expires later. Units are ranked by (link deadline, k, higher success
+    probability first, link index) and granted in that order while budget remains (each costs ``1 / p`` attempts in
+    expectation). A link's attempts are then ``ceil(units / p)``, trimmed in the same priority order to stay within
+    the budget, so the last unit may get fewer attempts than it needs on average.
+
+    Args:
+        deficit: Pairs each link lacks. ``(E,)`` >= 0.
+        deadline: Earliest deadline of each link's demand (rounds). ``(E,)``.
+        success_probability: Per-attempt success ``p`` of each link. ``(E,)`` in (0, 1].
+        budget: Attempts available.
+
+    Returns:
+        Attempts per link. ``(E,)`` int, summing to at most ``budget``.
+    """
+    units = np.ceil(deficit).astype(np.int64)
+    num_links = units.size
+    most = int(units.max(initial=0))
+    if most == 0 or budget <= 0:
+        return np.zeros(num_links, dtype=np.int64)
+    p = np.maximum(success_probability, 1e-6)
+    link = np.repeat(np.arange(num_links), most)  # (E * K,) unit -> link
+    position = np.tile(np.arange(most), num_links)  # (E * K,) k of the unit within its link
+    valid = position < units[link]
+    order = np.lexsort((link, -p[link], position, deadline[link]))
+    order = order[valid[order]]
+    cost = 1.0 / p[link[order]]
+    chosen = order[np.cumsum(cost) - cost < budget]  # a unit is started while budget remains
+    granted_units = np.bincount(link[chosen], minlength=num_links)
+    needed = np.ceil(granted_units / p - 1e-9).astype(np.int64)
+    _, first = np.unique(link[chosen], return_index=True)
+    priority = np.unique(link[chosen])[np.argsort(first)]
+    rest = np.setdiff1d(np.arange(num_links), priority, assume_unique=True)
+    return allocate_in_order(needed, np.concatenate([priority, rest]), budget)
+
+
+class EarliestExpiringFirst:
+    """EEF: the budget goes to the demand that expires first; oldest pairs are served first.
+
+    Per round the policy plans with :func:`plan_earliest_expiring_first`: every link's deficit (pending pairs
+    minus stored pairs) is split into unit demands ranked by expiry (the link's deadline, then the order in which a
+    link consumes its pairs), each costing ``1 / p`` attempts in expectation; ties go to the cheaper link. So when
+    the budget is short every link gets its first pair before any link gets its second. Budget left after the plan
+    is spread over the links that still have a deficit, in proportion to it, as a hedge against failed attempts;
+    anything left after that is unspent. Requests are served oldest-pair-first, using pairs before they expire.
 
     Args:
         env: The environment the policy will act in (read for shapes and the budget).
@@ -43,13 +85,12 @@ class EarliestExpiringFirst:
         view = self.interface.read(observation)
         deficit = _deficit(view)
         p = np.maximum(view["success_probability"].astype(np.float64), 1e-6)
-        needed = np.where(deficit > 0, np.ceil(deficit / p), 0).astype(np.int64)
-        order = np.lexsort((np.arange(deficit.size), -deficit, view["demand_deadline"]))
         budget = self.interface.budget
-        attempts = allocate_in_order(needed, order, budget)
+        attempts = plan_earliest_expiring_first(deficit, view["demand_deadline"], p, budget)
         leftover = budget - int(attempts.sum())
-        if leftover > 0 and deficit.sum() > 0:
-            attempts += split_budget(np.append(deficit, 0.0), leftover)
+        remaining = np.maximum(deficit - attempts * p, 0.0)
+        if leftover > 0 and remaining.sum() > 0:
+            attempts += split_budget(np.append(remaining, 0.0), leftover)
         return self.interface.action(attempts, freshest_first=np.zeros(deficit.size, dtype=bool))
 
 

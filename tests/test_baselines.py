@@ -96,3 +96,25 @@ def test_greedy_serves_more_than_doing_nothing(preset):
     _, idle_info = run_episode(env, Idle(), seed=1)
     assert idle_info["requests_served_total"] == 0
     assert greedy_info["requests_served_total"] > 0
+
+
+def test_eef_plan_hand_computed_cases():
+    from agents.baselines import plan_earliest_expiring_first as plan
+
+    # Equal deadlines: every link's first pair (cheapest link first) before any second pair.
+    # Costs 1/p: link 1 -> 1, link 0 -> 2, link 2 -> 4; budget 7 covers exactly the three first units.
+    assert plan(np.array([2.0, 2.0, 2.0]), np.array([1.0, 1.0, 1.0]), np.array([0.5, 1.0, 0.25]), 7).tolist() == [
+        2,
+        1,
+        4,
+    ]
+    # Earlier deadline wins over the cheaper link.
+    assert plan(np.array([3.0, 0.0, 1.0]), np.array([2.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0]), 2).tolist() == [
+        1,
+        0,
+        1,
+    ]
+    # Budget too small for the expected cost: the first unit is still started with what is there.
+    assert plan(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([0.2, 0.1]), 3).tolist() == [3, 0]
+    # No deficit, no attempts.
+    assert plan(np.zeros(3), np.ones(3), np.ones(3), 10).tolist() == [0, 0, 0]

@@ -24,14 +24,24 @@ class InstanceGenerator:
     Args:
         topology: How to build the graph.
         links: Link physics and node hardware.
-        byzantine_fraction: Fraction of nodes marked Byzantine (the last ones after a seeded shuffle), in [0, 1).
+        byzantine_fraction: Fraction of nodes marked Byzantine (``floor(fraction * N)`` nodes drawn uniformly
+            without replacement), in [0, 1).
+        role_hardware: ``(honest, byzantine)`` profile names. When given, every node runs its role's hardware;
+            otherwise nodes take ``links.hardware`` cyclically, and a graph's own ``hardware`` node attributes win.
     """
 
-    def __init__(self, topology: TopologyConfig, links: LinkConfig, byzantine_fraction: float = 0.0) -> None:
+    def __init__(
+        self,
+        topology: TopologyConfig,
+        links: LinkConfig,
+        byzantine_fraction: float = 0.0,
+        role_hardware: tuple[str, str] | None = None,
+    ) -> None:
         self.topology_config = topology
         self.links = links
         self.byzantine_fraction = byzantine_fraction
-        for name in links.hardware:
+        self.role_hardware = role_hardware
+        for name in (*links.hardware, *(role_hardware or ())):
             HARDWARE_PROFILES.get(name)  # fail early on an unknown profile name
 
     def __call__(self, rng: np.random.Generator) -> SchedulingInstance:
@@ -39,19 +49,23 @@ class InstanceGenerator:
         topology: Topology = build_topology(self.topology_config, rng)
         links = self.links
         num_nodes = topology.num_nodes
-        node_hardware = tuple(links.hardware[k % len(links.hardware)] for k in range(num_nodes))
-        node_hardware = tuple(
-            given or default for given, default in zip(topology.node_hardware, node_hardware, strict=True)
-        )
+        num_byzantine = int(np.floor(self.byzantine_fraction * num_nodes))
+        byzantine = np.zeros(num_nodes, dtype=bool)
+        byzantine[rng.permutation(num_nodes)[:num_byzantine]] = True
+        if self.role_hardware is not None:
+            honest_name, byzantine_name = self.role_hardware
+            node_hardware = tuple(byzantine_name if bad else honest_name for bad in byzantine)
+        else:
+            cyclic = (links.hardware[k % len(links.hardware)] for k in range(num_nodes))
+            node_hardware = tuple(
+                given or default for given, default in zip(topology.node_hardware, cyclic, strict=True)
+            )
         profiles = [HARDWARE_PROFILES.get(name) for name in node_hardware]
         edges = topology.edges
         u, v = edges[:, 0], edges[:, 1]
         eta = np.where(np.isnan(topology.eta), links.eta, topology.eta)  # graph attributes win over defaults
         fidelity0 = np.where(np.isnan(topology.fidelity0), links.fidelity0, topology.fidelity0)
         capacity = np.full(len(edges), links.capacity, dtype=np.int64)
-        num_byzantine = int(np.floor(self.byzantine_fraction * num_nodes))
-        byzantine = np.zeros(num_nodes, dtype=bool)
-        byzantine[rng.permutation(num_nodes)[:num_byzantine]] = True
         return SchedulingInstance(
             num_nodes=num_nodes,
             edges=edges,

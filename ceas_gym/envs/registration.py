@@ -13,6 +13,7 @@ import gymnasium as gym
 NAMESPACE = "ceas_gym"
 
 LITE = "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv"
+CEAS = "ceas_gym.envs.ceas:EntanglementSchedulingEnv"
 
 
 # (id, entry point, max_episode_steps, kwargs); max_episode_steps is each preset's episode length.
@@ -21,6 +22,8 @@ ENVIRONMENTS: list[tuple[str, str, int, dict[str, Any]]] = [
     (f"{NAMESPACE}/EntanglementScheduling-Lite-v0", LITE, 100, {"preset": "small"}),
     (f"{NAMESPACE}/EntanglementScheduling-Lite-Tiny-v0", LITE, 30, {"preset": "tiny"}),
     (f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0", LITE, 300, {"preset": "paper"}),
+    (f"{NAMESPACE}/EntanglementScheduling-v0", CEAS, 300, {"preset": "paper"}),
+    (f"{NAMESPACE}/EntanglementScheduling-Small-v0", CEAS, 100, {"preset": "small"}),
     (f"{NAMESPACE}/RepeaterChain-v0", "ceas_gym.envs.repeater_chain:RepeaterChainEnv", 1000, {}),
 ]
 # fmt: on

@@ -1,0 +1,318 @@
+"""``ceas_gym/EntanglementScheduling-v0`` and ``-Small-v0``: scheduling Bell pairs for a learning quantum network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ceas_gym.config import ConfigError, replace
+from ceas_gym.consensus.pairs import InventoryPairs
+from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusRoundResult
+from ceas_gym.envs.ceas_config import CEAS_PRESETS, CEASEnvConfig
+from ceas_gym.envs.distributed_training import DistributedTraining
+from ceas_gym.envs.generator import InstanceGenerator
+from ceas_gym.envs.instance import SchedulingInstance
+from ceas_gym.envs.link_layer import LinkLayer, split_budget
+from ceas_gym.envs.observation import box, link_state, link_state_spaces
+from ceas_gym.envs.rendering import render_ansi, render_rgb_array
+
+INFO_METRICS = (
+    "accuracy",
+    "loss",
+    "utilisation",
+    "isolation_rate",
+    "false_quarantine_rate",
+    "active_nodes",
+    "exchanges_granted_fraction",
+    "requests_missed",
+    "pairs_expired",
+    "wasted",
+)
+"""Scalar info keys every CEAS environment reports each step (also logged by the training tools)."""
+
+
+class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
+    """Schedule entanglement for a quantum network that trains one classifier under Byzantine attack.
+
+    ## Description
+
+    N quantum processors train a variational quantum classifier together (CEAS, Chen et al.). Each round every
+    node runs K local training steps through its own noisy circuit; Byzantine nodes (40 % in the paper scenario,
+    ~20 % gate error, poor data) replace their submission by an adaptive attack. The nodes then reach consensus
+    with the configured protocol: ``ceas`` runs ceil(log2 N) steps of fidelity-weighted gossip, where every
+    exchange over a link consumes Bell pairs from that link's memory (an exchange without pairs does not happen)
+    and arrives perturbed according to the pairs' Werner fidelity, followed every 4th round by a BFT checkpoint
+    that quarantines nodes whose rolling KL divergence from the consensus exceeds a fidelity-dependent threshold;
+    ``random-selection`` is the paper's entanglement-oblivious baseline. The agent is the entanglement scheduler:
+    before the consensus of each round it splits the network's budget of generation attempts over the links and
+    may choose, per link, whether exchanges use the oldest or the freshest stored pairs. A round runs: generate
+    pairs, local training and attacks, stamps, consensus (consuming pairs), evaluation, pairs age and expire.
+
+    ## Action Space
+
+    As in ``EntanglementScheduling-Lite-v0``: ``Box(0, 1, (2E + 1,))`` (``E`` link weights, one "unspent" weight,
+    ``E`` serving-order entries, ``> 0.5`` = freshest-first), or ``(E + 1,)`` with a fixed serving order.
+
+    ## Observation Space
+
+    A flat ``Dict`` of float32 ``Box`` arrays (or one flat ``Box`` with ``flatten_observation=True``):
+
+    | key                   | shape        | meaning                                                         |
+    |-----------------------|--------------|-----------------------------------------------------------------|
+    | inventory             | (E, tau_max) | stored pairs per link by remaining lifetime                     |
+    | mean_fidelity         | (E,)         | mean stored Werner fidelity (0 if none)                         |
+    | decay_rate            | (E,)         | 1/T per round                                                   |
+    | success_probability   | (E,)         | per-attempt generation success p                                |
+    | cutoff                | (E,)         | coherence budget tau_c (rounds)                                 |
+    | demand_pairs          | (E,)         | pairs the coming consensus round will request on the link       |
+    | demand_deadline       | (E,)         | rounds until that demand is due (1; 2 where there is none)      |
+    | granted_fraction      | (E,)         | fraction of last round's exchanges on the link that happened    |
+    | trust                 | (N,)         | trust score tau_k                                               |
+    | stamp                 | (N,)         | last fidelity stamp phi_k                                       |
+    | quarantined           | (N,)         | 1 if the node is quarantined                                    |
+    | round                 | (1,)         | round index / max_rounds                                        |
+    | accuracy              | (1,)         | test accuracy of the last consensus model                       |
+    | loss                  | (1,)         | its test loss (nats), clipped to [0, 10]                        |
+
+    ## Rewards
+
+    Per round, with ``CEASRewardConfig`` weights: ``w_accuracy * accuracy + w_gain * (accuracy - previous accuracy)
+    + w_exchanges * granted / requested - w_wasted * (expired + overflow pairs) - w_attempt * attempts / B``.
+    The accuracy term rewards learning progress over the whole episode (area under the accuracy curve).
+
+    ## Starting State
+
+    Fresh data and identical initial parameters on every node (drawn from ``np_random``), empty memories, all
+    nodes active with trust 1.
+
+    ## Episode End
+
+    No termination; truncation after ``max_rounds`` (registered ``max_episode_steps``).
+
+    ## Arguments
+
+    ``gymnasium.make("ceas_gym/EntanglementScheduling-v0", render_mode=None, **overrides)`` (``preset="paper"``)
+    or ``"...-Small-v0"`` (``preset="small"``); ``overrides`` are :class:`~ceas_gym.envs.ceas_config.CEASEnvConfig`
+    fields, e.g. ``protocol="random-selection"``, ``learning={"training": {"local_steps": 2}}``,
+    ``protocol_config={"ceas": {"bft": {"checkpoint_every": 2}}}``. Render modes: ``"ansi"``, ``"rgb_array"``.
+
+    ## info
+
+    ``accuracy``, ``loss``, ``utilisation`` (pairs consumed / generated, episode so far), ``isolation_rate``
+    (Byzantine nodes quarantined / Byzantine nodes), ``false_quarantine_rate`` (honest nodes quarantined / honest
+    nodes), ``active_nodes``, ``exchanges_granted_fraction`` (this round), ``requests_missed`` (exchanges skipped
+    for lack of pairs), ``pairs_expired``, ``wasted`` (expired + overflow), ``attempts``, ``generated``,
+    ``consumed``, ``mean_delivered_fidelity``, ``checkpoint``, ``committed``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+
+    def __init__(
+        self,
+        preset: str = "paper",
+        render_mode: str | None = None,
+        config: CEASEnvConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        base = config if config is not None else CEAS_PRESETS.get(preset)
+        self.config: CEASEnvConfig = replace(base, **overrides) if overrides else base
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode = {render_mode!r} is not allowed; choose one of None, 'ansi', 'rgb_array'")
+        self.render_mode = render_mode
+        config = self.config
+        roles = config.roles
+        generator = InstanceGenerator(
+            config.topology,
+            config.links,
+            byzantine_fraction=roles.byzantine_fraction,
+            role_hardware=(roles.honest_hardware, roles.byzantine_hardware),
+        )
+        self.instance: SchedulingInstance = generator(np.random.default_rng(config.instance_seed))
+        self.num_links = self.instance.num_links
+        self.num_nodes = self.instance.num_nodes
+        self.layer = LinkLayer(self.instance, queue_capacity=1, fidelity_floor=config.links.fidelity_floor)
+        protocol_class = CONSENSUS_PROTOCOLS.get(config.protocol)
+        settings = dict(config.protocol_config.get(config.protocol, {}))
+        self.protocol = protocol_class(self.num_nodes, self.instance.edges, settings)
+        self.training = DistributedTraining(config.learning, self.instance.node_hardware, self.instance.byzantine)
+        self.lifetime_bins = int(config.links.cutoff_max)
+        self.dict_observation_space = self._build_observation_space()
+        self.observation_space = (
+            spaces.flatten_space(self.dict_observation_space)
+            if config.flatten_observation
+            else self.dict_observation_space
+        )
+        width = self.num_links + 1 + (self.num_links if config.serving_order == "agent" else 0)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(width,), dtype=np.float32)
+        self.round_index = 0
+        self._reset_trackers()
+
+    def _reset_trackers(self) -> None:
+        self._accuracy = 0.5
+        self._loss = float(np.log(2.0))
+        self._stamps = np.ones(self.num_nodes)
+        self._granted_fraction = np.ones(self.num_links)
+        self._generated_total = 0
+        self._consumed_total = 0
+
+    # -------------------------------------------------------------------------------------------- spaces
+    def _build_observation_space(self) -> spaces.Dict:
+        links, nodes = self.num_links, self.num_nodes
+        demand_max = float(self.protocol.expected_demand(self.instance.edges, 0)[0].max() or 1.0)
+        return spaces.Dict(
+            {
+                **link_state_spaces(self.instance, self.lifetime_bins),
+                "demand_pairs": box(0.0, max(demand_max, 1.0), (links,)),
+                "demand_deadline": box(0.0, 2.0, (links,)),
+                "granted_fraction": box(0.0, 1.0, (links,)),
+                "trust": box(0.0, 1.0, (nodes,)),
+                "stamp": box(0.0, 1.0, (nodes,)),
+                "quarantined": box(0.0, 1.0, (nodes,)),
+                "round": box(0.0, 1.0, (1,)),
+                "accuracy": box(0.0, 1.0, (1,)),
+                "loss": box(0.0, 10.0, (1,)),
+            }
+        )
+
+    def _observation(self) -> Any:
+        demand, deadline = self.protocol.expected_demand(self.instance.edges, self.round_index)
+        observation = {
+            **link_state(self.instance, self.layer.inventory, self.lifetime_bins),
+            "demand_pairs": np.asarray(demand, dtype=np.float32),
+            "demand_deadline": np.where(demand > 0, deadline, 2).astype(np.float32),
+            "granted_fraction": self._granted_fraction.astype(np.float32),
+            "trust": np.asarray(self.protocol.trust, dtype=np.float32),
+            "stamp": self._stamps.astype(np.float32),
+            "quarantined": (~self.protocol.active).astype(np.float32),
+            "round": np.array([self.round_index / self.config.max_rounds], dtype=np.float32),
+            "accuracy": np.array([self._accuracy], dtype=np.float32),
+            "loss": np.array([min(self._loss, 10.0)], dtype=np.float32),
+        }
+        if self.config.flatten_observation:
+            return spaces.flatten(self.dict_observation_space, observation)
+        return observation
+
+    # ------------------------------------------------------------------------------------------- actions
+    def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
+
+        Raises:
+            ValueError: On a wrong shape, a non-finite entry, or (``invalid_action="raise"``) an entry outside [0, 1].
+        """
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action: expected shape {self.action_space.shape}, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError("action: every entry must be finite (got NaN or inf)")
+        if self.config.invalid_action == "raise" and (np.any(action < 0.0) or np.any(action > 1.0)):
+            raise ValueError("action: entries must lie in [0, 1] (invalid_action='raise')")
+        action = np.clip(action, 0.0, 1.0)
+        links = self.num_links
+        attempts = split_budget(action[: links + 1], self.config.budget)
+        if self.config.serving_order == "agent":
+            freshest = action[links + 1 :] > 0.5
+        else:
+            freshest = np.full(links, self.config.serving_order == "freshest-first")
+        return attempts, freshest
+
+    # ---------------------------------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Fresh data and parameters, empty memories, all nodes active."""
+        super().reset(seed=seed)
+        self.layer.reset()
+        self.protocol.reset()
+        self.training.reset(self.np_random)
+        self.round_index = 0
+        self._reset_trackers()
+        self._accuracy, self._loss = self.training.evaluate(self.training.params[0])
+        return self._observation(), self._info(None, 0, 0, 0, 0)
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
+        """Run one round: generate, train, attack, stamp, consensus over the pairs, evaluate, age."""
+        attempts, freshest = self.decode_action(action)
+        generated, overflow = self.layer.generate(attempts, self.np_random)
+        training = self.training
+        submitted = training.local_round(self.round_index)
+        stamps = training.stamps(submitted)
+        provider = InventoryPairs(self.layer.inventory, freshest)
+        requested, _ = self.protocol.expected_demand(self.instance.edges, self.round_index)
+        result = self.protocol.run_round(
+            submitted,
+            stamps,
+            training.predict,
+            provider,
+            self.round_index,
+            self.np_random,
+            perturb=training.perturb,
+        )
+        training.finish_round(result.params, result.received_fidelity)
+        expired = self.layer.age()
+        previous_accuracy = self._accuracy
+        self._accuracy, self._loss = training.evaluate(result.consensus_params)
+        self._stamps = stamps.detach().cpu().numpy()
+        self._granted_fraction = np.where(
+            requested > 0, np.clip(result.pairs_per_edge / np.maximum(requested, 1e-12), 0.0, 1.0), 1.0
+        )
+        self._generated_total += int(generated.sum())
+        self._consumed_total += int(result.pairs_consumed)
+        self.round_index += 1
+        info = self._info(result, int(attempts.sum()), int(generated.sum()), int(expired.sum()), int(overflow.sum()))
+        weights = self.config.reward
+        reward = (
+            weights.accuracy * self._accuracy
+            + weights.accuracy_gain * (self._accuracy - previous_accuracy)
+            + weights.exchanges * info["exchanges_granted_fraction"]
+            - weights.wasted * info["wasted"]
+            - weights.attempt * info["attempts"] / max(self.config.budget, 1)
+        )
+        truncated = self.round_index >= self.config.max_rounds
+        return self._observation(), float(reward), False, truncated, info
+
+    def _info(
+        self, result: ConsensusRoundResult | None, attempts: int, generated: int, expired: int, overflow: int
+    ) -> dict[str, Any]:
+        byzantine = self.instance.byzantine
+        quarantined = ~self.protocol.active
+        honest = ~byzantine
+        attempted = result.exchanges_attempted if result is not None else 0
+        granted = result.exchanges_granted if result is not None else 0
+        fidelity = result.mean_delivered_fidelity if result is not None else float("nan")
+        return {
+            "round": self.round_index,
+            "accuracy": self._accuracy,
+            "loss": self._loss,
+            "utilisation": self._consumed_total / self._generated_total if self._generated_total else 0.0,
+            "isolation_rate": float(quarantined[byzantine].mean()) if byzantine.any() else 0.0,
+            "false_quarantine_rate": float(quarantined[honest].mean()) if honest.any() else 0.0,
+            "active_nodes": int(self.protocol.active.sum()),
+            "exchanges_granted_fraction": granted / attempted if attempted else 0.0,
+            "requests_missed": attempted - granted,
+            "pairs_expired": expired,
+            "wasted": expired + overflow,
+            "attempts": attempts,
+            "generated": generated,
+            "consumed": int(result.pairs_consumed) if result is not None else 0,
+            "mean_delivered_fidelity": 0.0 if np.isnan(fidelity) else float(fidelity),
+            "checkpoint": bool(result.checkpoint) if result is not None else False,
+            "committed": bool(result.committed) if result is not None else False,
+        }
+
+    # --------------------------------------------------------------------------------------------- render
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a table of links plus accuracy and quarantine; ``"rgb_array"``: the network drawing."""
+        if self.render_mode == "ansi":
+            header = (
+                f"accuracy {self._accuracy:.3f}  loss {self._loss:.3f}  active {int(self.protocol.active.sum())}/"
+                f"{self.num_nodes}  quarantined {np.flatnonzero(~self.protocol.active).tolist()}\n"
+            )
+            return header + render_ansi(self.instance, self.layer, self.round_index)
+        if self.render_mode == "rgb_array":
+            return render_rgb_array(self.instance, self.layer, self.round_index)
+        return None

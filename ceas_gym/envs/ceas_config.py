@@ -1,0 +1,209 @@
+"""Configuration of the CEAS learning environments (``EntanglementScheduling-v0`` and ``-Small-v0``).
+
+The scenario of the CEAS paper (Sec. IV) is the ``paper`` preset: N = 50 processors, 60 % honest at ~1 % gate
+error training on delta_c = 1.4 / eta_y = 3 % data, 40 % Byzantine at ~20 % gate error on delta_c = 0.9 /
+eta_y = 25 % data with adaptive attacks, 300 rounds, up to 250 generation attempts per round, tau_c in [3, 6].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ceas_gym.config import ConfigError, check_choice, check_int, check_range, replace
+from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, load_config
+from ceas_gym.envs.lite_config import InvalidActionRule, LinkConfig, ServingOrder
+from ceas_gym.learning.circuit import CircuitConfig
+from ceas_gym.learning.classifier import InitConfig
+from ceas_gym.learning.data import DataConfig
+from ceas_gym.learning.stamps import StampConfig
+from ceas_gym.learning.training import TrainingConfig
+from ceas_gym.network.hardware import HARDWARE_PROFILES
+from ceas_gym.network.topology import TopologyConfig
+from ceas_gym.registry import Registry
+
+AttackTarget = Literal["weights", "update"]
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    """Which nodes are Byzantine and what hardware each kind runs on.
+
+    Attributes:
+        byzantine_fraction: Fraction of nodes that are Byzantine, in [0, 1) (CEAS: 0.4). The Byzantine nodes are
+            drawn once per environment by the instance generator.
+        honest_hardware: Hardware profile of honest nodes (CEAS: ~1 % gate error).
+        byzantine_hardware: Hardware profile of Byzantine nodes (CEAS: ~20 % gate error).
+    """
+
+    byzantine_fraction: float = 0.4
+    honest_hardware: str = "ceas-honest"
+    byzantine_hardware: str = "ceas-byzantine"
+
+    def __post_init__(self) -> None:
+        check_range("RolesConfig.byzantine_fraction", self.byzantine_fraction, 0.0, 1.0, high_inclusive=False)
+        for name in ("honest_hardware", "byzantine_hardware"):
+            HARDWARE_PROFILES.get(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """The embedded distributed quantum neural network.
+
+    Attributes:
+        circuit: The variational classifier (qubits, layers, readout, complex dtype).
+        data: Per-node data (honest / Byzantine / test separations and label noise, samples, non-IID alpha).
+        training: Local optimisation per round (K local steps, learning rate, optimiser).
+        init: Initial parameters (identical on every node).
+        stamps: Shape of the fidelity stamp.
+        attack: Registered attack used by Byzantine nodes (default: switching between Gaussian, reversal, scaling).
+        attack_params: Keyword arguments of the attack.
+        attack_target: ``"weights"`` applies the attack to the submitted parameters W (CEAS Sec. IV: W <- -1.05 W),
+            ``"update"`` to the round's update W - W_start.
+        probe_samples: Test-distribution samples of the probe set used for BFT divergences (>= 1).
+        qfi_probe_samples: Samples over which the QFI of the stamp is averaged (>= 1).
+        transport_noise: Perturb gossip messages according to the fidelity of the pairs they used.
+        device: Torch device of the learning layer (``"cpu"`` or ``"cuda"``).
+    """
+
+    circuit: CircuitConfig = field(default_factory=CircuitConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(test_samples=1000))
+    training: TrainingConfig = field(
+        default_factory=lambda: TrainingConfig(local_steps=1, learning_rate=0.1, optimizer="adam")
+    )
+    init: InitConfig = field(default_factory=InitConfig)
+    stamps: StampConfig = field(default_factory=StampConfig)
+    attack: str = "switching"
+    attack_params: Mapping[str, Any] = field(default_factory=dict)
+    attack_target: AttackTarget = "weights"
+    probe_samples: int = 64
+    qfi_probe_samples: int = 2
+    transport_noise: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.data.num_features != self.circuit.num_qubits:
+            raise ConfigError(
+                f"LearningConfig.data.num_features = {self.data.num_features} must equal "
+                f"circuit.num_qubits = {self.circuit.num_qubits} (one angle-encoded feature per qubit)"
+            )
+        check_choice("LearningConfig.attack_target", self.attack_target, ("weights", "update"))
+        check_int("LearningConfig.probe_samples", self.probe_samples, 1)
+        check_int("LearningConfig.qfi_probe_samples", self.qfi_probe_samples, 1)
+        if not isinstance(self.attack_params, Mapping):
+            raise ConfigError("LearningConfig.attack_params: expected a mapping of attack keyword arguments")
+        if not self.device.startswith(("cpu", "cuda")):
+            raise ConfigError(f"LearningConfig.device = {self.device!r} is not allowed; choose 'cpu' or 'cuda[:N]'")
+
+
+@dataclass(frozen=True)
+class CEASRewardConfig:
+    """Weights of the CEAS environment's reward (see the environment docstring).
+
+    Attributes:
+        accuracy: Reward per unit of test accuracy of the consensus model, every round (>= 0).
+        accuracy_gain: Reward per unit of change in test accuracy since the previous round (>= 0).
+        exchanges: Reward per unit of the fraction of requested consensus exchanges that got their pairs (>= 0).
+        wasted: Penalty per Bell pair wasted (expired or overflowing) (>= 0).
+        attempt: Penalty per generation attempt, as a fraction of the round budget (>= 0).
+    """
+
+    accuracy: float = 1.0
+    accuracy_gain: float = 0.0
+    exchanges: float = 0.5
+    wasted: float = 0.01
+    attempt: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("accuracy", "accuracy_gain", "exchanges", "wasted", "attempt"):
+            check_range(f"CEASRewardConfig.{name}", getattr(self, name), 0.0)
+
+
+@dataclass(frozen=True)
+class CEASEnvConfig:
+    """Everything that defines a CEAS learning environment.
+
+    Attributes:
+        topology: How the network graph is built.
+        links: Link physics. Node hardware comes from ``roles``, so ``links.hardware`` must stay at its default.
+        roles: Honest and Byzantine nodes and their hardware.
+        learning: The embedded quantum classifier, its data, training and attacks.
+        protocol: Registered consensus protocol: ``"ceas"`` (fidelity-weighted gossip + BFT quarantine) or
+            ``"random-selection"`` (the paper's baseline), or a plug-in's name.
+        protocol_config: Settings per protocol name, e.g. ``{"ceas": {"bft": {"min_active": 5}}}``; each entry is
+            loaded strictly by that protocol's config class, and the entry of ``protocol`` is used (so a preset can
+            configure every protocol and ``protocol`` can be switched alone).
+        reward: Reward weights.
+        budget: Generation attempts per round over the whole network (>= 0; CEAS: 250).
+        max_rounds: Episode length in rounds (>= 1; CEAS: 300).
+        serving_order: As in the Lite environment: who picks oldest- or freshest-first per link.
+        invalid_action: As in the Lite environment.
+        flatten_observation: Return one flat Box (for MlpPolicy).
+        instance_seed: Seed of the instance (graph, tau_c per link, which nodes are Byzantine).
+    """
+
+    topology: TopologyConfig = field(default_factory=lambda: TopologyConfig(kind="waxman", num_nodes=10))
+    links: LinkConfig = field(default_factory=lambda: LinkConfig(round_duration_s=1e-3))
+    roles: RolesConfig = field(default_factory=RolesConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    protocol: str = "ceas"
+    protocol_config: Mapping[str, Any] = field(default_factory=dict)
+    reward: CEASRewardConfig = field(default_factory=CEASRewardConfig)
+    budget: int = 40
+    max_rounds: int = 100
+    serving_order: ServingOrder = "agent"
+    invalid_action: InvalidActionRule = "clip"
+    flatten_observation: bool = False
+    instance_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.links.hardware != LinkConfig().hardware:
+            raise ConfigError(
+                "CEASEnvConfig.links.hardware: node hardware comes from roles.honest_hardware and "
+                "roles.byzantine_hardware in the CEAS environments; leave links.hardware unset"
+            )
+        check_choice("CEASEnvConfig.protocol", self.protocol, CONSENSUS_PROTOCOLS.names())
+        if not isinstance(self.protocol_config, Mapping):
+            raise ConfigError("CEASEnvConfig.protocol_config: expected a mapping {protocol name: settings}")
+        for name, settings in self.protocol_config.items():
+            check_choice("CEASEnvConfig.protocol_config key", name, CONSENSUS_PROTOCOLS.names())
+            config_class = getattr(CONSENSUS_PROTOCOLS.get(name), "config_class", None)
+            if config_class is not None:
+                load_config(config_class, settings)
+        check_int("CEASEnvConfig.budget", self.budget, 0)
+        check_int("CEASEnvConfig.max_rounds", self.max_rounds, 1)
+        check_choice("CEASEnvConfig.serving_order", self.serving_order, ("agent", "oldest-first", "freshest-first"))
+        check_choice("CEASEnvConfig.invalid_action", self.invalid_action, ("clip", "raise"))
+        check_int("CEASEnvConfig.instance_seed", self.instance_seed, 0)
+
+
+CEAS_PRESETS: Registry[CEASEnvConfig] = Registry("CEAS preset")
+
+CEAS_PRESETS.add(
+    "small",
+    CEASEnvConfig(
+        # 10 nodes (4 Byzantine) on a Waxman graph in a 40 km square; BFT readmission floor scaled to the size.
+        topology=TopologyConfig(kind="waxman", num_nodes=10, params={"area_km": 40.0, "beta": 0.5}),
+        links=LinkConfig(capacity=6, cutoff_min=3, cutoff_max=6, round_duration_s=1e-3),
+        protocol_config={"ceas": {"bft": {"min_active": 5}}},
+        budget=40,
+        max_rounds=100,
+    ),
+)
+CEAS_PRESETS.add(
+    "paper",
+    CEASEnvConfig(
+        # CEAS Sec. IV: N = 50, 40 % Byzantine, 300 rounds, up to 250 per round, tau_c in [3, 6], min_active 15.
+        topology=TopologyConfig(kind="waxman", num_nodes=50, params={"area_km": 60.0, "beta": 0.15}),
+        links=LinkConfig(capacity=6, cutoff_min=3, cutoff_max=6, round_duration_s=1e-3),
+        budget=250,
+        max_rounds=300,
+    ),
+)
+
+
+def make_ceas_config(preset: str = "small", **overrides: Any) -> CEASEnvConfig:
+    """Return the named preset with ``overrides`` applied strictly (unknown keys raise ConfigError)."""
+    base = CEAS_PRESETS.get(preset)
+    return replace(base, **overrides) if overrides else base

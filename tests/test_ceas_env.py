@@ -1,0 +1,144 @@
+"""The CEAS learning environments: configuration, coupling of scheduling to consensus and learning, bookkeeping."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import ceas_gym  # noqa: F401
+from agents.baselines import EarliestExpiringFirst
+from ceas_gym.config import ConfigError
+from ceas_gym.envs.ceas import INFO_METRICS, EntanglementSchedulingEnv
+from ceas_gym.envs.ceas_config import make_ceas_config
+
+
+def small_env(**overrides) -> EntanglementSchedulingEnv:
+    return EntanglementSchedulingEnv(preset="small", **overrides)
+
+
+def run(env, policy, seed, rounds):
+    observation, info = env.reset(seed=seed)
+    infos = []
+    for _ in range(rounds):
+        observation, _, _, _, info = env.step(policy(observation, info))
+        infos.append(info)
+    return infos
+
+
+def idle(env):
+    return lambda observation, info: np.zeros(env.action_space.shape, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"protocol": "raft"}, "protocol = 'raft' is not allowed"),
+        ({"links": {"hardware": ["trapped-ion"]}}, "node hardware comes from roles"),
+        ({"roles": {"byzantine_fraction": 1.0}}, r"byzantine_fraction = 1.0 is out of range"),
+        ({"roles": {"honest_hardware": "abacus"}}, "unknown hardware profile 'abacus'"),
+        ({"learning": {"data": {"num_features": 3}}}, "must equal circuit.num_qubits"),
+        ({"learning": {"attack": "meteor"}}, "unknown attack 'meteor'"),
+        ({"learning": {"attack_params": {"strength": 2}}}, "LearningConfig.attack_params"),
+        ({"protocol_config": {"ceas": {"mixing_stepz": 2}}}, "unknown key 'mixing_stepz'"),
+        ({"protocol_config": {"paxos": {}}}, "protocol_config key = 'paxos' is not allowed"),
+        ({"learning": {"device": "tpu"}}, "device = 'tpu' is not allowed"),
+        ({"budgets": 3}, "Did you mean 'budget'"),
+    ],
+)
+def test_bad_configuration_raises_a_clear_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        small_env(**overrides)
+
+
+def test_presets_match_the_paper_scenario():
+    paper = make_ceas_config("paper")
+    assert paper.topology.num_nodes == 50 and paper.budget == 250 and paper.max_rounds == 300
+    assert paper.roles.byzantine_fraction == 0.4
+    assert (paper.links.cutoff_min, paper.links.cutoff_max) == (3, 6)
+    env = EntanglementSchedulingEnv(preset="paper")
+    assert env.instance.byzantine.sum() == 20
+    assert env.protocol.mixing_steps == 6  # ceil(log2 50)
+    small = make_ceas_config("small")
+    assert 8 <= small.topology.num_nodes <= 12
+
+
+def test_info_reports_every_documented_metric_and_pairs_are_conserved():
+    env = small_env()
+    policy = EarliestExpiringFirst(env)
+    infos = run(env, policy.act, seed=0, rounds=12)
+    for info in infos:
+        assert set(INFO_METRICS) <= set(info)
+        env.layer.inventory.check_conservation()
+    inventory = env.layer.inventory
+    assert sum(info["generated"] for info in infos) == inventory.generated.sum()
+    assert sum(info["consumed"] for info in infos) == inventory.consumed.sum()
+    assert infos[-1]["utilisation"] == pytest.approx(inventory.consumed.sum() / inventory.generated.sum())
+    quarantined = ~env.protocol.active
+    byzantine = env.instance.byzantine
+    assert infos[-1]["isolation_rate"] == pytest.approx(quarantined[byzantine].mean())
+    assert infos[-1]["false_quarantine_rate"] == pytest.approx(quarantined[~byzantine].mean())
+    assert infos[-1]["active_nodes"] == (~quarantined).sum()
+
+
+def test_without_pairs_no_exchange_happens_and_each_is_counted_missed():
+    env = small_env()
+    infos = run(env, idle(env), seed=0, rounds=3)
+    mixing, edges = env.protocol.mixing_steps, env.num_links
+    for info in infos:
+        assert info["generated"] == 0 and info["consumed"] == 0
+        assert info["exchanges_granted_fraction"] == 0.0
+        assert info["requests_missed"] == mixing * edges  # every node active: every link, every step
+
+
+def test_scheduling_drives_quarantine_without_pairs_no_checkpoint_commits():
+    env = small_env()
+    starved = run(env, idle(env), seed=1, rounds=40)
+    assert not any(info["committed"] for info in starved)
+    assert starved[-1]["isolation_rate"] == 0.0
+    policy = EarliestExpiringFirst(env)
+    served = run(env, policy.act, seed=1, rounds=40)
+    assert any(info["committed"] for info in served)
+    assert served[-1]["isolation_rate"] >= 0.5
+    assert served[-1]["false_quarantine_rate"] <= 0.25
+
+
+def test_fidelity_weighted_consensus_beats_random_selection_under_attack():
+    accuracy = {}
+    for protocol in ("ceas", "random-selection"):
+        env = small_env(protocol=protocol)
+        policy = EarliestExpiringFirst(env)
+        infos = run(env, policy.act, seed=2, rounds=30)
+        accuracy[protocol] = np.mean([info["accuracy"] for info in infos[-10:]])
+    assert accuracy["ceas"] > accuracy["random-selection"] + 0.05
+    assert accuracy["ceas"] > 0.75
+
+
+def test_observation_reports_node_state_and_next_round_demand():
+    env = small_env()
+    observation, _ = env.reset(seed=0)
+    assert np.all(observation["trust"] == 1.0)
+    assert np.all(observation["quarantined"] == 0.0)
+    expected = env.protocol.mixing_steps * env.protocol.config.pairs_per_exchange
+    assert np.all(observation["demand_pairs"] == expected)
+    assert np.all(observation["demand_deadline"] == 1.0)
+    assert 0.0 <= observation["accuracy"][0] <= 1.0
+
+
+def test_freshest_first_delivers_fresher_pairs_than_oldest_first():
+    # With all links stocked by a generous budget, serving the freshest pairs raises delivered fidelity.
+    fidelity = {}
+    for order in ("oldest-first", "freshest-first"):
+        env = small_env(serving_order=order, budget=400)
+        action = np.ones(env.action_space.shape, dtype=np.float32)
+        action[env.num_links] = 0.0
+        infos = run(env, lambda observation, info, a=action: a, seed=3, rounds=8)
+        fidelity[order] = np.mean([info["mean_delivered_fidelity"] for info in infos[2:]])
+    assert fidelity["freshest-first"] > fidelity["oldest-first"]
+
+
+def test_flattened_variant_and_gym_make_kwargs():
+    env = gym.make("ceas_gym/EntanglementScheduling-Small-v0", flatten_observation=True, protocol="random-selection")
+    assert isinstance(env.observation_space, gym.spaces.Box)
+    observation, _ = env.reset(seed=0)
+    assert env.observation_space.contains(observation)
