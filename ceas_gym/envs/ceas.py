@@ -240,7 +240,7 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
         generated, overflow = self.layer.generate(attempts, self.np_random)
         training = self.training
         submitted = training.local_round(self.round_index)
-        stamps = training.stamps(submitted)
+        stamps = training.stamps(submitted, self.round_index)
         provider = InventoryPairs(self.layer.inventory, freshest)
         requested, _ = self.protocol.expected_demand(self.instance.edges, self.round_index)
         result = self.protocol.run_round(

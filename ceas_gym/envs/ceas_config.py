@@ -63,6 +63,9 @@ class LearningConfig:
             ``"update"`` to the round's update W - W_start.
         probe_samples: Test-distribution samples of the probe set used for BFT divergences (>= 1).
         qfi_probe_samples: Samples over which the QFI of the stamp is averaged (>= 1).
+        qfi_every: Rounds between recomputations of the stamp's QFI factor (>= 1; 1 = every round). The QFI of a
+            node's circuit changes slowly with its parameters and costs 2nL + 1 circuit simulations per node, so it
+            is refreshed on this cadence; the channel and Bell-pair factors of the stamp update every round.
         transport_noise: Perturb gossip messages according to the fidelity of the pairs they used.
         device: Torch device of the learning layer (``"cpu"`` or ``"cuda"``).
     """
@@ -79,6 +82,7 @@ class LearningConfig:
     attack_target: AttackTarget = "weights"
     probe_samples: int = 64
     qfi_probe_samples: int = 2
+    qfi_every: int = 4
     transport_noise: bool = True
     device: str = "cpu"
 
@@ -91,6 +95,7 @@ class LearningConfig:
         check_choice("LearningConfig.attack_target", self.attack_target, ("weights", "update"))
         check_int("LearningConfig.probe_samples", self.probe_samples, 1)
         check_int("LearningConfig.qfi_probe_samples", self.qfi_probe_samples, 1)
+        check_int("LearningConfig.qfi_every", self.qfi_every, 1)
         if not isinstance(self.attack_params, Mapping):
             raise ConfigError("LearningConfig.attack_params: expected a mapping of attack keyword arguments")
         if not self.device.startswith(("cpu", "cuda")):

@@ -10,8 +10,9 @@ runs the learning half of a round for all nodes at once (one batched torch compu
    their own clean model for the next round (an attacker sends poison, it does not adopt it), so attacks do not
    compound over rounds.
 3. **Stamps**: fidelity stamps phi_k (CEAS Def. 1, :mod:`ceas_gym.learning.stamps`) from the QFI of the submitted
-   circuit, the node's channel infidelity and the mean fidelity of the Bell pairs its last received messages used
-   (1 before any message arrived; the previous value is kept for a node that received nothing).
+   circuit (refreshed every ``qfi_every`` rounds), the node's channel infidelity and the mean fidelity of the Bell
+   pairs its last received messages used (1 before any message arrived; the previous value is kept for a node
+   that received nothing).
 4. The consensus protocol then mixes the submissions (the environment runs it); :meth:`evaluate` scores the
    consensus model on the test set with the ideal circuit ("global test accuracy", CEAS Fig. 4), and
    :meth:`predict` gives the probe-set probabilities the BFT checkpoint compares.
@@ -32,8 +33,8 @@ from ceas_gym.envs.ceas_config import LearningConfig
 from ceas_gym.learning.attacks import make_attack
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.data import make_federated_data
-from ceas_gym.learning.noise import NodeNoise, expectation_shrink
-from ceas_gym.learning.stamps import compute_stamps
+from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity
+from ceas_gym.learning.stamps import fidelity_stamp, normalised_qfi_trace, quantum_fisher_information
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import transmit
 from ceas_gym.network.hardware import HARDWARE_PROFILES
@@ -63,7 +64,10 @@ class DistributedTraining:
             two_qubit_error=[profile.two_qubit_error for profile in profiles],
             readout_error=[profile.readout_error for profile in profiles],
         )
-        self.shrink = expectation_shrink(self.noise, config.circuit).to(self.device, self.model.dtype)  # (N,)
+        shrink = expectation_shrink(self.noise, config.circuit)  # (N,) float64
+        self.shrink = shrink.to(self.device, self.model.dtype)
+        self.channel_infidelity = process_infidelity(shrink, config.circuit.num_qubits)  # (N,) float64
+        self.qfi_score = torch.ones(len(node_hardware), dtype=torch.float64)
         try:
             self.attack = make_attack(config.attack, **dict(config.attack_params))
         except TypeError as error:
@@ -105,11 +109,13 @@ class DistributedTraining:
         submitted[index] = attacked.to(submitted.dtype)
         return submitted
 
-    def stamps(self, submitted: torch.Tensor) -> torch.Tensor:
+    def stamps(self, submitted: torch.Tensor, round_index: int) -> torch.Tensor:
         """Fidelity stamps phi of the submissions, ``(N,)`` float64 in (0, 1]."""
-        return compute_stamps(
-            self.model, submitted, self.qfi_probe_features, self.noise, self.pair_fidelity, self.config.stamps
-        )
+        if round_index % self.config.qfi_every == 0:
+            angles, _, _ = self.model.split(submitted)
+            qfi = quantum_fisher_information(self.model.circuit, angles, self.qfi_probe_features)
+            self.qfi_score = normalised_qfi_trace(qfi).cpu().double()
+        return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.config.stamps)
 
     def perturb(self, messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
         """Transport noise of gossip messages over pairs of the given fidelity (identity when disabled)."""
