@@ -1,4 +1,4 @@
-"""Baseline scheduling policies: earliest-expiring-first, greedy-by-demand and uniform random."""
+"""Baseline scheduling policies: earliest-expiring-first, greedy-by-demand, uniform split and uniform random."""
 
 from __future__ import annotations
 
@@ -143,3 +143,28 @@ class UniformRandom:
         """Draw an action uniformly from the Box action space."""
         low, high = self.action_space.low, self.action_space.high
         return self.rng.uniform(low, high).astype(self.action_space.dtype)
+
+
+class UniformSplit:
+    """Entanglement-oblivious scheduling: the budget is split equally over all links every round.
+
+    The scheduler of the CEAS paper's random-selection baseline: it looks at neither inventory nor demand.
+    Oldest pairs are served first.
+
+    Args:
+        env: The environment the policy will act in.
+    """
+
+    name = "uniform"
+
+    def __init__(self, env: gym.Env) -> None:
+        self.interface = SchedulingInterface.from_env(env)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Uniform splitting is deterministic; nothing to reset."""
+
+    def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
+        """Return the same equal split every round."""
+        links = self.interface.num_links
+        attempts = split_budget(np.append(np.ones(links), 0.0), self.interface.budget)
+        return self.interface.action(attempts, freshest_first=np.zeros(links, dtype=bool))
