@@ -1,0 +1,129 @@
+"""A saved PPO (or MaskablePPO) model behind the :class:`~agents.base.Policy` interface.
+
+Conventions:
+
+* A model is a stable-baselines3 ``.zip``. Its observation normaliser (a pickled ``VecNormalize``), when training
+  used one, lies beside it as ``<stem>_vecnormalize.pkl`` (the layout ``ceas-train`` writes) or, failing that, as
+  ``vecnormalize.pkl`` in the same folder (the rl-baselines3-zoo layout).
+* The normaliser is applied with its saved running mean and variance, frozen (``training = False``); only
+  observations are normalised, rewards are not needed to act.
+* Actions are deterministic (the mode of the policy distribution). Models trained with sb3-contrib's
+  ``MaskablePPO`` are recognised from the policy class recorded in the zip and are given the env's
+  ``action_masks()`` when the env has one.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+VECNORMALIZE_SUFFIX = "_vecnormalize.pkl"
+
+
+def vecnormalize_path_for(model_path: str | Path) -> Path | None:
+    """Return the observation normaliser saved beside ``model_path``, or None when there is none.
+
+    Args:
+        model_path: Path of a saved model (``.zip``).
+
+    Returns:
+        ``<stem>_vecnormalize.pkl`` if it exists, else ``vecnormalize.pkl`` in the same folder if it exists, else None.
+    """
+    model_path = Path(model_path)
+    for candidate in (
+        model_path.with_name(model_path.stem + VECNORMALIZE_SUFFIX),
+        model_path.with_name("vecnormalize.pkl"),
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_maskable_model(model_path: str | Path) -> bool:
+    """Return True when the zip at ``model_path`` was saved by sb3-contrib's ``MaskablePPO``."""
+    with zipfile.ZipFile(model_path) as archive:
+        data = json.loads(archive.read("data").decode("utf-8"))
+    policy_class = data.get("policy_class", {})
+    text = json.dumps(policy_class)
+    return "Maskable" in text
+
+
+class PPOPolicy:
+    """Deterministic actions of a trained PPO model, with its saved observation normaliser applied.
+
+    Args:
+        model: A loaded ``PPO`` or ``MaskablePPO``.
+        normalizer: The ``VecNormalize`` whose observation statistics to apply, or None.
+        env: The environment acted in; read only for ``action_masks()`` with a maskable model.
+        name: Name shown in result tables.
+    """
+
+    def __init__(
+        self, model: Any, normalizer: Any | None = None, env: gym.Env | None = None, name: str = "ppo"
+    ) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        if normalizer is not None:
+            normalizer.training = False
+        self.env = env
+        self.name = name
+        self.maskable = type(model).__name__ == "MaskablePPO"
+
+    @classmethod
+    def load(
+        cls, path: str | Path, env: gym.Env | None = None, device: str = "cpu", name: str | None = None
+    ) -> PPOPolicy:
+        """Load a saved model (and its normaliser, if one lies beside it).
+
+        Args:
+            path: The model's ``.zip``.
+            env: The environment the policy will act in (optional; used for action masks).
+            device: Torch device for the networks.
+            name: Table name; defaults to ``ppo:<stem>``.
+
+        Raises:
+            FileNotFoundError: If ``path`` does not exist.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+        if is_maskable_model(path):
+            from sb3_contrib import MaskablePPO
+
+            model = MaskablePPO.load(path, device=device)
+        else:
+            from stable_baselines3 import PPO
+
+            model = PPO.load(path, device=device)
+        normalizer = None
+        stats = vecnormalize_path_for(path)
+        if stats is not None:
+            with stats.open("rb") as handle:
+                normalizer = pickle.load(handle)  # a VecNormalize without its venv (dropped on save)
+        return cls(model, normalizer, env, name or f"ppo:{path.stem}")
+
+    def reset(self, seed: int | None = None) -> None:
+        """The policy acts deterministically; nothing to reset."""
+
+    def normalize(self, observation: Any) -> Any:
+        """Apply the frozen observation normaliser (identity without one)."""
+        if self.normalizer is None:
+            return observation
+        return self.normalizer.normalize_obs(observation)
+
+    def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
+        """Return the model's deterministic action for ``observation``."""
+        observation = self.normalize(observation)
+        if self.maskable and self.env is not None and hasattr(self.env.unwrapped, "action_masks"):
+            action, _ = self.model.predict(
+                observation, deterministic=True, action_masks=self.env.unwrapped.action_masks()
+            )
+        else:
+            action, _ = self.model.predict(observation, deterministic=True)
+        return action

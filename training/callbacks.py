@@ -1,0 +1,141 @@
+"""Training callbacks: environment metrics to TensorBoard, resumable checkpoints, normaliser beside the best model.
+
+:class:`InfoMetricsCallback` logs, for every configured scalar key of the env's ``info`` dict (keys an env does
+not report are skipped):
+
+* ``env/<key>``: the mean over the episodes that ended during the last rollout of the value at episode end
+  (written only when an episode ended);
+* ``env/<key>_rollout_mean``: the mean over all steps (and environments) of the last rollout.
+
+Both are recorded at the end of each rollout and written by SB3's logger with the rollout's ``time/`` and
+``rollout/`` scalars, at x = ``num_timesteps``.
+
+:class:`CheckpointCallback` saves every ``save_freq`` calls (one call = one step of every parallel env, so
+``n_envs`` timesteps) ``checkpoints/rl_model_<t>_steps.zip``, the ``VecNormalize`` statistics as
+``rl_model_<t>_steps_vecnormalize.pkl`` and ``rl_model_<t>_steps.json`` with ``num_timesteps``; ``ceas-train
+--resume`` reads the JSON with the most timesteps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.ppo import VECNORMALIZE_SUFFIX
+
+
+def scalar_values(infos: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """Values of ``key`` in those ``infos`` where it is a real scalar (bools count as 0/1). ``(k,)`` float64."""
+    return np.array([float(info[key]) for info in infos if isinstance(info.get(key), Real)], dtype=np.float64)
+
+
+class InfoMetricsCallback(BaseCallback):
+    """Log the env's scalar ``info`` metrics: episode-end values and per-rollout means, under ``env/``.
+
+    Args:
+        keys: The ``info`` keys to log.
+    """
+
+    def __init__(self, keys: Sequence[str], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.keys = tuple(keys)
+        self._sums = dict.fromkeys(self.keys, 0.0)
+        self._counts = dict.fromkeys(self.keys, 0)
+        self._episode_ends: dict[str, list[float]] = {key: [] for key in self.keys}
+
+    def _on_rollout_start(self) -> None:
+        self._sums = dict.fromkeys(self.keys, 0.0)
+        self._counts = dict.fromkeys(self.keys, 0)
+        self._episode_ends = {key: [] for key in self.keys}
+
+    def _on_step(self) -> bool:
+        infos = self.locals["infos"]
+        dones = np.asarray(self.locals["dones"], dtype=bool)
+        finished = [info for info, done in zip(infos, dones, strict=True) if done]
+        for key in self.keys:
+            values = scalar_values(infos, key)
+            self._sums[key] += float(values.sum())
+            self._counts[key] += values.size
+            if finished:
+                self._episode_ends[key].extend(scalar_values(finished, key).tolist())
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for key in self.keys:
+            if self._counts[key]:
+                self.logger.record(f"env/{key}_rollout_mean", self._sums[key] / self._counts[key])
+            if self._episode_ends[key]:
+                self.logger.record(f"env/{key}", float(np.mean(self._episode_ends[key])))
+
+
+def save_vecnormalize(model: Any, model_path: Path) -> None:
+    """Save the model's ``VecNormalize`` (if any) beside ``model_path`` as ``<stem>_vecnormalize.pkl``."""
+    normalizer = model.get_vec_normalize_env()
+    if normalizer is not None:
+        normalizer.save(str(model_path.with_name(model_path.stem + VECNORMALIZE_SUFFIX)))
+
+
+def save_checkpoint(model: Any, folder: Path, prefix: str = "rl_model") -> Path:
+    """Save model, normaliser and a JSON record of ``num_timesteps`` in ``folder``; return the model path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}_{model.num_timesteps}_steps.zip"
+    model.save(path)
+    save_vecnormalize(model, path)
+    record = {"num_timesteps": int(model.num_timesteps), "model": path.name, "saved_at_unix_s": time.time()}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return path
+
+
+def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
+    """The checkpoint in ``folder`` with the most timesteps, as ``(model path, num_timesteps)``, or None."""
+    best: tuple[Path, int] | None = None
+    for record_path in folder.glob("*.json"):
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        model_path = folder / record["model"]
+        if model_path.is_file() and (best is None or record["num_timesteps"] > best[1]):
+            best = (model_path, int(record["num_timesteps"]))
+    return best
+
+
+class CheckpointCallback(BaseCallback):
+    """Save a resumable checkpoint every ``save_freq`` calls (``save_freq * n_envs`` timesteps).
+
+    Args:
+        save_freq: Calls between checkpoints (>= 1).
+        folder: Where to write them.
+    """
+
+    def __init__(self, save_freq: int, folder: Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.save_freq = max(int(save_freq), 1)
+        self.folder = Path(folder)
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            path = save_checkpoint(self.model, self.folder)
+            if self.verbose:
+                print(f"checkpoint: {path}")
+        return True
+
+
+class SaveVecNormalizeCallback(BaseCallback):
+    """Used as ``EvalCallback(callback_on_new_best=...)``: save the normaliser beside the new best model.
+
+    Args:
+        model_path: Path of the best model's zip (``best_model/best_model.zip``).
+    """
+
+    def __init__(self, model_path: Path, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.model_path = Path(model_path)
+
+    def _on_step(self) -> bool:
+        save_vecnormalize(self.model, self.model_path)
+        return True
