@@ -1,0 +1,160 @@
+"""Run policies x environments x seeds, one episode each, in parallel processes; collect tidy rows.
+
+Conventions:
+
+* One task = one episode of one policy on one environment from ``env.reset(seed=seed)`` with
+  ``policy.reset(seed)``. Tasks are ordered env-major, then policy, then seed, and results come back in that
+  order whatever the number of workers (``concurrent.futures.ProcessPoolExecutor``; ``workers <= 1`` runs in
+  this process).
+* Metrics are the env's scalar ``info`` values (ints, floats, bools as 0/1; other values are skipped). An episode
+  row holds ``env``, ``policy``, ``seed``, ``return`` (sum of rewards), ``length`` (rounds), every scalar metric at
+  the last round under its own name, and its mean over the rounds as ``<key>_mean``.
+* A round row (kept only when asked for) holds ``env``, ``policy``, ``seed``, ``round`` (1-based), ``reward`` and
+  every scalar metric of that round.
+* Worker processes run torch with one thread each (the small policy networks gain nothing from more).
+* Each worker process caches its environments and policies (by env id, kwargs and policy spec); every episode
+  starts from a seeded reset, so the cache does not change results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import ceas_gym  # noqa: F401  (registers the environments in worker processes)
+from agents.base import Policy
+from agents.registry import make_policy, policy_label
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """One episode to run.
+
+    Attributes:
+        env_id: Registered environment id.
+        policy: Policy spec: a registered name or a path to a saved model.
+        seed: Seed of the env reset and of the policy.
+        env_kwargs_json: Environment keyword arguments as JSON (hashable, picklable).
+        keep_rounds: Return the per-round rows as well.
+    """
+
+    env_id: str
+    policy: str
+    seed: int
+    env_kwargs_json: str = "{}"
+    keep_rounds: bool = False
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode produced: its row and (if kept) its round rows."""
+
+    episode: dict[str, Any]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def scalar_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """The real-scalar entries of ``info`` as floats (bools as 0/1)."""
+    return {key: float(value) for key, value in info.items() if isinstance(value, Real)}
+
+
+_ENVS: dict[tuple[str, str], gym.Env] = {}
+_POLICIES: dict[tuple[str, str, str], Policy] = {}
+
+
+def _cached_env(env_id: str, env_kwargs_json: str) -> gym.Env:
+    key = (env_id, env_kwargs_json)
+    if key not in _ENVS:
+        _ENVS[key] = gym.make(env_id, **json.loads(env_kwargs_json))
+    return _ENVS[key]
+
+
+def _cached_policy(spec: str, env_id: str, env_kwargs_json: str) -> Policy:
+    key = (spec, env_id, env_kwargs_json)
+    if key not in _POLICIES:
+        _POLICIES[key] = make_policy(spec, _cached_env(env_id, env_kwargs_json))
+    return _POLICIES[key]
+
+
+def run_episode(task: EpisodeTask) -> EpisodeResult:
+    """Run one episode of ``task``; return its tidy rows."""
+    env = _cached_env(task.env_id, task.env_kwargs_json)
+    policy = _cached_policy(task.policy, task.env_id, task.env_kwargs_json)
+    policy.reset(task.seed)
+    observation, info = env.reset(seed=task.seed)
+    identity = {"env": task.env_id, "policy": policy_label(task.policy), "seed": task.seed}
+    rewards: list[float] = []
+    per_round: list[dict[str, float]] = []
+    done = False
+    while not done:
+        observation, reward, terminated, truncated, info = env.step(policy.act(observation, info))
+        rewards.append(float(reward))
+        per_round.append(scalar_metrics(info))
+        done = terminated or truncated
+    keys = list(per_round[-1]) if per_round else []
+    means = {f"{key}_mean": float(np.mean([row.get(key, np.nan) for row in per_round])) for key in keys}
+    episode = {**identity, "return": float(np.sum(rewards)), "length": len(rewards), **per_round[-1], **means}
+    rounds = []
+    if task.keep_rounds:
+        rounds = [
+            {**identity, "round": index + 1, "reward": reward, **metrics}
+            for index, (reward, metrics) in enumerate(zip(rewards, per_round, strict=True))
+        ]
+    return EpisodeResult(episode, rounds)
+
+
+def make_tasks(
+    env_ids: Sequence[str],
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    env_kwargs: dict[str, Any] | None = None,
+    keep_rounds: bool = False,
+) -> list[EpisodeTask]:
+    """The grid of tasks, env-major, then policy, then seed."""
+    kwargs_json = json.dumps(env_kwargs or {}, sort_keys=True)
+    return [
+        EpisodeTask(env_id, policy, int(seed), kwargs_json, keep_rounds)
+        for env_id in env_ids
+        for policy in policies
+        for seed in seeds
+    ]
+
+
+def _init_worker() -> None:
+    """One torch thread per worker process: the workers already use the cores in parallel."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_tasks(
+    tasks: Sequence[EpisodeTask], workers: int = 1, progress: Callable[[int], None] | None = None
+) -> list[EpisodeResult]:
+    """Run ``tasks`` (in ``workers`` processes when > 1); results in task order.
+
+    Args:
+        tasks: The episodes.
+        workers: Worker processes; ``<= 1`` runs everything in this process.
+        progress: Called with 1 after each finished episode (e.g. a tqdm bar's ``update``).
+    """
+    tick = progress or (lambda _: None)
+    if workers <= 1:
+        results = []
+        for task in tasks:
+            results.append(run_episode(task))
+            tick(1)
+        return results
+    ordered: list[EpisodeResult | None] = [None] * len(tasks)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        futures = {pool.submit(run_episode, task): index for index, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            ordered[futures[future]] = future.result()
+            tick(1)
+    return [result for result in ordered if result is not None]
