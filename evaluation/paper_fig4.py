@@ -12,7 +12,8 @@ tau_c in [3, 6]) once per seed and arm, in parallel processes:
 
 Both arms see the same instance and, per seed, the same data and initial model. Writes ``rounds.csv`` (one row per
 arm, seed and round), ``summary.csv`` and ``summary.md`` (final accuracy = mean over the last 50 rounds, its
-standard deviation across seeds, Bell-pair utilisation, isolation and false-quarantine rates) and
+standard deviation across seeds, the round-to-round standard deviation within a run over the same window,
+Bell-pair utilisation, isolation and false-quarantine rates) and
 ``accuracy.png`` (mean accuracy over rounds with a +/- one standard deviation envelope), and prints the summary.
 """
 
@@ -66,10 +67,11 @@ def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, An
     for arm in ARMS:
         arm_rows = [row for row in rows if row["arm"] == arm]
         seeds = sorted({row["seed"] for row in arm_rows})
-        final, utilisation, isolation, false_quarantine = [], [], [], []
+        final, wobble, utilisation, isolation, false_quarantine = [], [], [], [], []
         for seed in seeds:
             trace = sorted((row for row in arm_rows if row["seed"] == seed), key=lambda row: row["round"])
             final.append(np.mean([row["accuracy"] for row in trace[-window:]]))
+            wobble.append(np.std([row["accuracy"] for row in trace[-window:]]))
             utilisation.append(trace[-1]["utilisation"])
             isolation.append(np.mean([row["isolation_rate"] for row in trace[-window:]]))
             false_quarantine.append(np.mean([row["false_quarantine_rate"] for row in trace[-window:]]))
@@ -79,6 +81,7 @@ def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, An
                 "seeds": len(seeds),
                 "final_accuracy": float(np.mean(final)),
                 "final_accuracy_std": float(np.std(final, ddof=1)) if len(final) > 1 else float("nan"),
+                "within_run_std": float(np.mean(wobble)),
                 "utilisation": float(np.mean(utilisation)),
                 "isolation_rate": float(np.mean(isolation)),
                 "false_quarantine_rate": float(np.mean(false_quarantine)),
@@ -90,14 +93,15 @@ def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, An
 def markdown(summary: list[dict[str, Any]], window: int) -> str:
     """Render the summary as a Markdown table."""
     lines = [
-        f"| arm | seeds | final accuracy (last {window} rounds) | std across seeds | utilisation | isolation "
-        "| false quarantine |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| arm | seeds | final accuracy (last {window} rounds) | std across seeds | std over those rounds "
+        "| utilisation | isolation | false quarantine |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in summary:
         lines.append(
             f"| {row['arm']} | {row['seeds']} | {row['final_accuracy']:.3f} | {row['final_accuracy_std']:.3f} | "
-            f"{row['utilisation']:.3f} | {row['isolation_rate']:.3f} | {row['false_quarantine_rate']:.3f} |"
+            f"{row['within_run_std']:.3f} | {row['utilisation']:.3f} | {row['isolation_rate']:.3f} | "
+            f"{row['false_quarantine_rate']:.3f} |"
         )
     return "\n".join(lines)
 

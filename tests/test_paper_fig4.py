@@ -45,6 +45,8 @@ def test_summary_uses_the_last_rounds_per_seed():
     # Seed 0: mean(0.6, 0.8) = 0.7; seed 1: mean(0.5, 0.7) = 0.6; mean 0.65, sample std 0.0707.
     assert summary[0]["final_accuracy"] == pytest.approx(0.65)
     assert summary[0]["final_accuracy_std"] == pytest.approx(0.070710678, rel=1e-6)
+    # Within-run spread over the window: std(0.6, 0.8) = std(0.5, 0.7) = 0.1.
+    assert summary[0]["within_run_std"] == pytest.approx(0.1)
 
 
 def test_too_few_seeds_is_an_error():
