@@ -356,5 +356,6 @@ class CEASProtocol:
         )
 
 
-# Registers ``random-selection``; imported last because that module builds on the names above.
+# Registers ``random-selection`` and ``qba``; imported last because those modules build on the names above.
+from ceas_gym.consensus import qba_protocol as _qba_protocol  # noqa: E402, F401
 from ceas_gym.consensus import random_selection as _random_selection  # noqa: E402, F401
