@@ -66,13 +66,11 @@ def measure_vec_steps_per_second(
         seed: Seed of the envs and of the action pool.
         clock: Monotonic clock in seconds.
     """
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from training.train import make_training_envs
 
     if duration_s <= 0:
         raise ValueError(f"duration_s = {duration_s!r}: must be > 0 seconds")
-    cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, vec_env_cls=cls)
+    venv = make_training_envs(env_id, n_envs, seed, {}, vec_env)
     try:
         space = venv.action_space
         space.seed(seed)

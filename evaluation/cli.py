@@ -1,4 +1,4 @@
-"""``ceas-eval``: run policies x environments x seeds and write tidy results, a Markdown summary and plots.
+r"""``ceas-eval``: run policies x environments x seeds and write tidy results, a Markdown summary and plots.
 
 Example::
 

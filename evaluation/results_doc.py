@@ -1,4 +1,4 @@
-"""Regenerate the results page from ``ceas-eval`` and ``ceas-bench`` runs, in one command.
+r"""Regenerate the results page from ``ceas-eval`` and ``ceas-bench`` runs, in one command.
 
 Example::
 

@@ -9,6 +9,8 @@ Conventions:
 * Metrics are the env's scalar ``info`` values (ints, floats, bools as 0/1; other values are skipped). An episode
   row holds ``env``, ``policy``, ``seed``, ``return`` (sum of rewards), ``length`` (rounds), every scalar metric at
   the last round under its own name, and its mean over the rounds as ``<key>_mean``.
+* Identity columns win over ``info`` keys of the same name (the env's own ``round`` counter is dropped in
+  favour of ``round`` / ``length``).
 * A round row (kept only when asked for) holds ``env``, ``policy``, ``seed``, ``round`` (1-based), ``reward`` and
   every scalar metric of that round.
 * Worker processes run torch with one thread each (the small policy networks gain nothing from more).
@@ -100,14 +102,20 @@ def run_episode(task: EpisodeTask) -> EpisodeResult:
         done = terminated or truncated
     keys = list(per_round[-1]) if per_round else []
     means = {f"{key}_mean": float(np.mean([row.get(key, np.nan) for row in per_round])) for key in keys}
-    episode = {**identity, "return": float(np.sum(rewards)), "length": len(rewards), **per_round[-1], **means}
+    episode = with_metrics({**identity, "return": float(np.sum(rewards)), "length": len(rewards)}, per_round[-1])
+    episode = with_metrics(episode, means)
     rounds = []
     if task.keep_rounds:
         rounds = [
-            {**identity, "round": index + 1, "reward": reward, **metrics}
+            with_metrics({**identity, "round": index + 1, "reward": reward}, metrics)
             for index, (reward, metrics) in enumerate(zip(rewards, per_round, strict=True))
         ]
     return EpisodeResult(episode, rounds)
+
+
+def with_metrics(row: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
+    """``row`` extended by ``metrics``; a metric named like an existing column (e.g. ``round``) is left out."""
+    return {**row, **{key: value for key, value in metrics.items() if key not in row}}
 
 
 def make_tasks(

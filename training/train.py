@@ -1,4 +1,4 @@
-"""``ceas-train``: train PPO on a registered environment, with the flags of rl-baselines3-zoo's ``train.py``.
+r"""``ceas-train``: train PPO on a registered environment, with the flags of rl-baselines3-zoo's ``train.py``.
 
 Example::
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +142,15 @@ def make_training_envs(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_env_cls)
+    factory = functools.partial(make_registered_env, env_id)
+    return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_env_cls)
+
+
+def make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` after importing ``ceas_gym``, so it works in fresh (forkserver/spawn) worker processes."""
+    import ceas_gym  # noqa: F401
+
+    return gym.make(env_id, **kwargs)
 
 
 def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
