@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -203,15 +201,3 @@ def test_flattened_observation_trains_with_mlp_policy(tmp_path: Path) -> None:
     config = yaml.safe_load((tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1" / "config.yml").read_text())
     assert config["hyperparams"]["policy"] == "MlpPolicy"
     assert config["env_kwargs"] == {"flatten_observation": True}
-
-
-def test_console_script_reports_unknown_env_with_exit_status_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", "--env", "ceas_gym/EntanglementSchedulng-Lite-v0"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=120,
-    )
-    assert result.returncode == 2
-    assert "did you mean 'ceas_gym/EntanglementScheduling-Lite-v0'" in result.stderr
