@@ -63,7 +63,8 @@ sifting (Bennett, Brassard, Mermin, PRL 68, 557 (1992)).
 
 Expected demand of the next round (deadline 1 round): ``pairs_per_exchange`` times the number of upload routes
 crossing each link, plus the key pairs on the committee's key paths. It is exactly what a round with unlimited
-pairs consumes when at least 3 updates arrive (always, with ``N >= 3`` and a connected graph).
+pairs consumes when at least 3 updates arrive (always, with ``N >= 3`` and a connected graph). It changes with
+the committee, so round 0's demand does not bound later rounds; :meth:`QBAProtocol.max_demand` gives a bound.
 """
 
 from __future__ import annotations
@@ -424,6 +425,17 @@ class QBAProtocol:
         _, needed, key_links = self.key_paths(members)
         pairs = (upload + self._key_pairs_per_edge(needed, key_links)).astype(np.float64)
         return pairs, np.ones(edges.shape[0], dtype=np.int64)
+
+    def max_demand(self) -> float:
+        """An upper bound on any round's per-link demand (pairs), for sizing observation spaces.
+
+        Every upload route crosses a link at most once and each member pair's key path too, so no link is asked
+        for more than ``(N - N_c) * pairs_per_exchange + sum_{a<b} ceil(K_ab / key_bits_per_pair)`` pairs. The
+        committee (and so the exact demand) changes from round to round, which is why round 0's demand is no bound.
+        """
+        _, needed, _ = self.key_paths(tuple(range(self.config.committee_size)))
+        uploads = (self.num_nodes - self.config.committee_size) * self.config.pairs_per_exchange
+        return float(uploads + int(needed.sum()))
 
     # -------------------------------------------------------------------------------------------- serving
     def _serve_single(self, provider: PairProvider, links: np.ndarray, rank: np.ndarray, amount: int) -> _Served:
