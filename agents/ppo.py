@@ -10,6 +10,9 @@ Conventions:
 * Actions are deterministic (the mode of the policy distribution). Models trained with sb3-contrib's
   ``MaskablePPO`` are recognised from the policy class recorded in the zip and are given the env's
   ``action_masks()`` when the env has one.
+* A model trained on flattened observations (``flatten_observation=True``) acting in an env that returns the
+  ``Dict`` form gets the observation flattened with ``gymnasium.spaces.flatten`` (the order the environments use
+  for their own flat form), so it can be compared with the baselines on the same env.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 
 VECNORMALIZE_SUFFIX = "_vecnormalize.pkl"
 
@@ -117,9 +121,20 @@ class PPOPolicy:
             return observation
         return self.normalizer.normalize_obs(observation)
 
+    def prepare(self, observation: Any) -> Any:
+        """Flatten a ``Dict`` observation for a model trained on flat ones, then normalise it."""
+        if (
+            isinstance(observation, dict)
+            and isinstance(self.model.observation_space, spaces.Box)
+            and self.env is not None
+            and isinstance(self.env.observation_space, spaces.Dict)
+        ):
+            observation = spaces.flatten(self.env.observation_space, observation)
+        return self.normalize(observation)
+
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         """Return the model's deterministic action for ``observation``."""
-        observation = self.normalize(observation)
+        observation = self.prepare(observation)
         if self.maskable and self.env is not None and hasattr(self.env.unwrapped, "action_masks"):
             action, _ = self.model.predict(
                 observation, deterministic=True, action_masks=self.env.unwrapped.action_masks()

@@ -198,6 +198,37 @@ def test_resume_of_a_folder_that_is_not_a_run_exits_2(capsys: pytest.CaptureFixt
 def test_flattened_observation_trains_with_mlp_policy(tmp_path: Path) -> None:
     argv = ["--env", TINY, "-n", "128", "-f", str(tmp_path), "--eval-freq", "0", "--save-freq", "0", *FAST]
     assert main([*argv, "--hyperparams", "flatten_observation:true", "n_steps:64", "batch_size:64", "n_epochs:1"]) == 0
-    config = yaml.safe_load((tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1" / "config.yml").read_text())
+    run = tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+    config = yaml.safe_load((run / "config.yml").read_text())
     assert config["hyperparams"]["policy"] == "MlpPolicy"
     assert config["env_kwargs"] == {"flatten_observation": True}
+    # The flat model acts the same on the env's Dict form (flattened for it) as on its own flat form.
+    dict_env, flat_env = gym.make(TINY), gym.make(TINY, flatten_observation=True)
+    on_dict, on_flat = (
+        make_policy(str(run / "final_model.zip"), dict_env),
+        make_policy(str(run / "final_model.zip"), flat_env),
+    )
+    (dict_obs, info), (flat_obs, _) = dict_env.reset(seed=4), flat_env.reset(seed=4)
+    np.testing.assert_array_equal(on_dict.act(dict_obs, info), on_flat.act(flat_obs, info))
+
+
+def test_maskable_env_trains_maskable_ppo_and_loads_it(tmp_path: Path) -> None:
+    env_id = "ceas_test/InvalidActionEnvDiscrete-v0"
+    if env_id not in gym.registry:
+        gym.register(
+            env_id, "sb3_contrib.common.envs:InvalidActionEnvDiscrete", kwargs={"dim": 6, "n_invalid_actions": 3}
+        )
+    argv = ["--env", env_id, "-n", "128", "-f", str(tmp_path), "--eval-freq", "64", "--eval-episodes", "1", *FAST]
+    assert main([*argv, "--hyperparams", "policy:MlpPolicy", "normalize:false", "n_steps:32", "batch_size:32"]) == 0
+    run = tmp_path / "ppo" / "InvalidActionEnvDiscrete-v0_1"
+    assert yaml.safe_load((run / "config.yml").read_text())["algorithm"] == "MaskablePPO"
+    env = gym.make(env_id)
+    policy = make_policy(str(run / "final_model.zip"), env)
+    assert isinstance(policy, PPOPolicy) and policy.maskable and policy.normalizer is None
+    observation, info = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for allowed in rng.integers(0, 6, size=12):
+        mask = np.zeros(6, dtype=bool)
+        mask[allowed] = True
+        env.unwrapped.action_masks = lambda mask=mask: mask  # one valid action: the masked policy must pick it
+        assert int(policy.act(observation, info)) == allowed
