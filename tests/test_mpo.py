@@ -131,3 +131,15 @@ def test_bad_input_names_field():
         mpo_parameter_count((2, 2), (4,), 2)
     with pytest.raises(ConfigError, match="bits_per_pair"):
         compressed_payload_pairs(10, 32, 3.0)
+
+
+def test_compression_benchmark_model_sizes_and_full_bond_equivalence():
+    from evaluation.compression import build_dense, compress
+
+    dense = build_dense(torch.Generator().manual_seed(0))
+    assert sum(p.numel() for p in dense.parameters()) == 19210
+    small = compress(dense, 4)
+    assert sum(p.numel() for p in small.parameters()) == 704 + 256 + 746  # layer 1 cores + bias, Table 1 row 2
+    exact = compress(dense, 10_000)
+    x = torch.rand(5, 64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(exact(x), dense(x), atol=1e-4, rtol=1e-4)
