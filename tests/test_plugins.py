@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,13 +18,33 @@ import ceas_gym  # noqa: F401
 from ceas_gym import plugins
 from ceas_gym.config import ConfigError
 from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS
+from ceas_gym.learning.aggregators import AGGREGATORS
 from ceas_gym.learning.attacks import ATTACKS, make_attack
+from ceas_gym.network.demand import DEMAND_SOURCES
+from ceas_gym.network.hardware import HARDWARE_PROFILES
 from ceas_gym.network.topology import TOPOLOGIES
 from ceas_gym.plugins import PluginError, PluginWarning, load_plugins, resolve_env_id
 from ceas_gym.registry import UnknownNameError
 
 PLUGIN_ROOT = Path(__file__).parent / "plugin_example"
 ENV_ID = "ceas_plugin_example/EntanglementScheduling-Lite-Line-v0"
+PLUGIN_MODULES = ("ceas_plugin_example", "ceas_plugin_broken", "modonly_plugin")
+
+
+EXTENSION_REGISTRIES = (TOPOLOGIES, HARDWARE_PROFILES, ATTACKS, AGGREGATORS, DEMAND_SOURCES, CONSENSUS_PROTOCOLS)
+
+
+@pytest.fixture(autouse=True)
+def isolated_registries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo every registration a test makes (extension registries and gym ids), so other test files see none."""
+    for registry in EXTENSION_REGISTRIES:
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    known_ids = set(gym.registry)
+    yield
+    for env_id in set(gym.registry) - known_ids:
+        del gym.registry[env_id]
+    for module in PLUGIN_MODULES:  # a later import runs the plug-in's registrations again
+        sys.modules.pop(module, None)
 
 
 @pytest.fixture
@@ -141,6 +163,12 @@ def test_module_entry_point_is_imported(
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "modonly" in load_plugins()
     assert TOPOLOGIES.get("modonly-ring") is TOPOLOGIES.get("ring")
+
+
+def test_registrations_of_a_test_are_undone() -> None:
+    assert "example-single-gossip" not in CONSENSUS_PROTOCOLS
+    assert "example-line" not in TOPOLOGIES
+    assert ENV_ID not in gym.registry
 
 
 def test_load_plugins_rejects_unknown_error_mode() -> None:

@@ -1,9 +1,12 @@
 """An example ceas-gym plug-in: a line topology, a Lite environment on it, an attack and a consensus protocol.
 
-Importing the package registers its topology (``example-line``), attack (``example-free-rider``) and consensus
-protocol (``example-single-gossip``) with ceas-gym's registries, and its environment with Gymnasium, so both the
-entry point (``example = ceas_plugin_example:register`` in ``entry_points.txt``) and
-``gym.make("ceas_plugin_example:ceas_plugin_example/EntanglementScheduling-Lite-Line-v0")`` work.
+:func:`register` adds its topology (``example-line``), attack (``example-free-rider``) and consensus protocol
+(``example-single-gossip``) to ceas-gym's registries and its environment to Gymnasium. It is idempotent (adding
+the same object under the same name again is a no-op) and also runs on import, so both the entry point
+(``example = ceas_plugin_example:register`` in ``entry_points.txt``) and
+``gym.make("ceas_plugin_example:ceas_plugin_example/EntanglementScheduling-Lite-Line-v0")`` work. (The
+``@REGISTRY.register(name)`` decorators of ``docs/plugins.md`` are the shorter form when registering once on
+import is enough.)
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ LINE_KWARGS: dict[str, Any] = {
 }
 
 
-@TOPOLOGIES.register("example-line")
 def line(num_nodes: int, rng: np.random.Generator, *, length_km: float = 10.0) -> nx.Graph:
     """A path ``0 - 1 - ... - (N-1)`` of links ``length_km`` long (km), nodes on the x axis (km). Needs N >= 2.
 
@@ -44,7 +46,6 @@ def line(num_nodes: int, rng: np.random.Generator, *, length_km: float = 10.0) -
     return graph
 
 
-@ATTACKS.register("example-free-rider")
 class FreeRiderAttack(Attack):
     """A free rider submits an all-zero update (it trains nothing and contributes nothing)."""
 
@@ -53,7 +54,6 @@ class FreeRiderAttack(Attack):
         return torch.zeros_like(updates)
 
 
-@CONSENSUS_PROTOCOLS.register("example-single-gossip")
 class SingleGossipProtocol(CEASProtocol):
     """The CEAS protocol with one gossip mixing step per round unless configured otherwise (fewer Bell pairs)."""
 
@@ -66,7 +66,10 @@ class SingleGossipProtocol(CEASProtocol):
 
 
 def register() -> None:
-    """Register the plug-in's environment with Gymnasium (idempotent; the registries were filled on import)."""
+    """Register the topology, attack, protocol and environment (idempotent)."""
+    TOPOLOGIES.add("example-line", line)
+    ATTACKS.add("example-free-rider", FreeRiderAttack)
+    CONSENSUS_PROTOCOLS.add("example-single-gossip", SingleGossipProtocol)
     if ENV_ID not in gym.registry:
         gym.register(
             id=ENV_ID,
