@@ -146,6 +146,11 @@ def test_parse_key_values_reads_yaml_scalars_and_mappings() -> None:
         hp.parse_key_values(["gamma"], "--hyperparams")
 
 
+def test_merge_order_is_default_then_env_then_command_line() -> None:
+    table = {"default": {"a": 1, "b": 1, "c": 1}, "E": {"b": 2, "c": 2}, "F": {"a": 9}}
+    assert hp.merge(table, "E", {"c": 3}) == {"a": 1, "b": 2, "c": 3}
+
+
 def test_policy_kwargs_string_is_evaluated_with_nn_in_scope() -> None:
     import torch
 

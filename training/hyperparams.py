@@ -69,24 +69,9 @@ def load_file(path: str | Path = DEFAULT_FILE) -> dict[str, dict[str, Any]]:
     return content
 
 
-def resolve(
-    env_id: str, overrides: Mapping[str, Any], algorithm: type, path: str | Path = DEFAULT_FILE
-) -> dict[str, Any]:
-    """Merge ``default``, the env's entry and ``overrides``; validate the keys.
-
-    Args:
-        env_id: Registered environment id.
-        overrides: Command-line values.
-        algorithm: The algorithm class whose constructor defines the valid keys.
-        path: The hyper-parameter file.
-
-    Raises:
-        HyperparameterError: On an unknown key (the message names the closest valid key).
-    """
-    table = load_file(path)
-    merged = {**table.get("default", {}), **table.get(env_id, {}), **overrides}
-    validate_keys(merged, algorithm)
-    return merged
+def merge(table: Mapping[str, Mapping[str, Any]], env_id: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``table["default"]``, then ``table[env_id]``, then ``overrides``, key by key (later wins)."""
+    return {**table.get("default", {}), **table.get(env_id, {}), **overrides}
 
 
 def validate_keys(hyperparams: Mapping[str, Any], algorithm: type) -> None:

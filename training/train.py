@@ -162,7 +162,7 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         table = hp.load_file(args.conf_file)
     except (hp.HyperparameterError, OSError) as error:
         parser.error(str(error))
-    merged = {**table.get("default", {}), **table.get(env_id, {}), **overrides}
+    merged = hp.merge(table, env_id, overrides)
     if args.n_timesteps is not None:
         merged["n_timesteps"] = args.n_timesteps
     if args.n_envs is not None:
