@@ -4,6 +4,7 @@ monolithic state-vector circuit."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -20,6 +21,15 @@ from ceas_gym.learning.distributed_circuit import (
     layer_blocks,
     partitioned_expectations,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Small tensors: one intra-op thread avoids thread contention on loaded machines (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _random(shape: tuple[int, ...], seed: int) -> torch.Tensor:
