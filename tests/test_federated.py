@@ -124,3 +124,38 @@ def test_bad_config_names_field():
         FederatedConfig(aggregator="mean")
     with pytest.raises(ConfigError, match=r"FederatedConfig\.num_malicious"):
         FederatedConfig(num_clients=5, num_malicious=5)
+
+
+def test_dp_with_loose_clip_and_no_noise_equals_plain_sgd():
+    base = dict(num_clients=4, local_steps=2, batch_size=5, hidden=6)
+    data = build_client_data(FederatedConfig(**base), np.random.default_rng(0), None)
+    w = initial_parameters(6, torch.Generator().manual_seed(1))
+    plain = local_updates(w, data, FederatedConfig(**base), torch.Generator().manual_seed(2))
+    dp = local_updates(w, data, FederatedConfig(**base, dp_clip_norm=1e9), torch.Generator().manual_seed(2))
+    torch.testing.assert_close(dp, plain, atol=1e-6, rtol=1e-5)
+
+
+def test_dp_clipping_bounds_the_step_and_noise_has_calibrated_std():
+    base = dict(num_clients=4, local_steps=1, batch_size=5, hidden=6, momentum=0.0, weight_decay=0.0)
+    data = build_client_data(FederatedConfig(**base), np.random.default_rng(0), None)
+    w = initial_parameters(6, torch.Generator().manual_seed(1))
+    clipped = local_updates(w, data, FederatedConfig(**base, dp_clip_norm=1e-3), torch.Generator().manual_seed(2))
+    lr = FederatedConfig().learning_rate
+    assert bool((torch.linalg.vector_norm(clipped, dim=1) <= lr * 1e-3 * (1 + 1e-5)).all())
+    # huge noise: the update is dominated by lr * sigma * C / B per coordinate
+    sigma, clip = 1e4, 1.0
+    noisy = local_updates(
+        w, data, FederatedConfig(**base, dp_clip_norm=clip, dp_noise_multiplier=sigma), torch.Generator().manual_seed(2)
+    )
+    assert float(noisy.std()) == pytest.approx(lr * sigma * clip / 5, rel=0.05)
+
+
+def test_dp_epsilon_uses_rounds_times_steps():
+    from ceas_gym.learning.federated import dp_epsilon
+    from ceas_gym.learning.privacy import rdp_epsilon
+
+    config = FederatedConfig(rounds=10, local_steps=3, dp_clip_norm=1.0, dp_noise_multiplier=2.0)
+    assert dp_epsilon(config, 1e-5) == rdp_epsilon(2.0, 30, 1e-5)
+    assert dp_epsilon(FederatedConfig(), 1e-5) == float("inf")
+    with pytest.raises(ConfigError, match="dp_clip_norm"):
+        FederatedConfig(dp_noise_multiplier=1.0)

@@ -16,6 +16,13 @@ Model and conventions
   SGD with momentum (fresh momentum buffer every round) and L2 weight decay on the mean cross-entropy of a
   mini-batch of ``batch_size`` samples drawn uniformly with replacement from its own data (paper: SGD,
   momentum 0.9, weight decay 1e-4, lr 0.05 on MNIST). A client without data sends a zero update.
+- **Differential privacy** (optional, Sec. 4.3): with ``dp_clip_norm = C > 0`` every local step uses DP-SGD
+  (:mod:`ceas_gym.learning.privacy`): per-sample gradients for all clients and samples in one nested
+  ``vmap(grad(...))`` pass, each clipped to L2 norm C, summed per client, plus ``N(0, (sigma C)^2)`` per
+  coordinate with ``sigma = dp_noise_multiplier``, divided by the batch size; weight decay is added after the
+  noise (it depends on public parameters only). Each local step is one Gaussian release of the client's data;
+  :func:`dp_epsilon` charges ``rounds x local_steps`` releases to the RDP accountant (no subsampling
+  amplification claimed).
 - **Update** (eq. 1): ``d_i = w_i - w_global``.
 - **Malicious clients**: ``num_malicious`` clients drawn uniformly without replacement at the start. The attack is
   any name of :data:`~ceas_gym.learning.attacks.ATTACKS`; data-level attacks (``label-flip``: ``i -> 9 - i``)
@@ -41,11 +48,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.func import grad, vmap
 
 from ceas_gym.config import ConfigError, check_int, check_range
 from ceas_gym.learning.aggregators import AGGREGATORS, AggregationContext, aggregate
 from ceas_gym.learning.attacks import ATTACKS, Attack, make_attack
 from ceas_gym.learning.data import load_digits_split
+from ceas_gym.learning.privacy import add_gaussian_noise, clip_per_sample, rdp_epsilon
 
 __all__ = [
     "NUM_CLASSES",
@@ -55,6 +64,7 @@ __all__ = [
     "FederatedResult",
     "batched_logits",
     "build_client_data",
+    "dp_epsilon",
     "initial_parameters",
     "local_updates",
     "num_model_parameters",
@@ -84,6 +94,8 @@ class FederatedConfig:
         dirichlet_alpha: Concentration of the non-IID split (> 0; inf for IID).
         test_fraction: Held-out fraction of the digits (probability).
         last_rounds: Window (rounds) over which the reported mean accuracy is averaged.
+        dp_clip_norm: Per-sample clipping bound C (gradient units); 0 disables differential privacy.
+        dp_noise_multiplier: sigma, noise std over C (>= 0; needs ``dp_clip_norm > 0`` when positive).
     """
 
     num_clients: int = 50
@@ -100,6 +112,8 @@ class FederatedConfig:
     dirichlet_alpha: float = 1.0
     test_fraction: float = 0.2
     last_rounds: int = 10
+    dp_clip_norm: float = 0.0
+    dp_noise_multiplier: float = 0.0
 
     def __post_init__(self) -> None:
         check_int("FederatedConfig.num_clients", self.num_clients, 3)
@@ -125,6 +139,12 @@ class FederatedConfig:
             "FederatedConfig.test_fraction", self.test_fraction, 0.0, 1.0, low_inclusive=False, high_inclusive=False
         )
         check_int("FederatedConfig.last_rounds", self.last_rounds, 1, self.rounds)
+        check_range("FederatedConfig.dp_clip_norm", self.dp_clip_norm, 0.0, None)
+        check_range("FederatedConfig.dp_noise_multiplier", self.dp_noise_multiplier, 0.0, None)
+        if self.dp_noise_multiplier > 0 and self.dp_clip_norm == 0:
+            raise ConfigError(
+                "FederatedConfig.dp_noise_multiplier > 0 needs FederatedConfig.dp_clip_norm > 0; allowed: set both"
+            )
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,50 @@ def build_client_data(config: FederatedConfig, rng: np.random.Generator, attack:
     )
 
 
+def _per_sample_gradients(
+    params: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, hidden: int
+) -> torch.Tensor:
+    """Per-sample gradients ``(C, B, P)`` of the cross-entropy for every client and sample (nested vmap)."""
+
+    def sample_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = batched_logits(flat[None], x[None, None], hidden)[0]
+        return torch.nn.functional.cross_entropy(logits, y[None])
+
+    per_client = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    return vmap(per_client, in_dims=(0, 0, 0))(params, features, labels)
+
+
+def _dp_gradients(
+    params: torch.Tensor,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    config: FederatedConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """DP-SGD mean gradients ``(C, P)``: clip each per-sample gradient to C, sum, add ``N(0, (sigma C)^2)``, / B."""
+    c, b = labels.shape
+    per_sample = _per_sample_gradients(params, features, labels, config.hidden)
+    clipped = clip_per_sample(per_sample.reshape(c * b, -1), config.dp_clip_norm).reshape(c, b, -1).sum(dim=1)
+    if config.dp_noise_multiplier > 0:
+        clipped = add_gaussian_noise(clipped, config.dp_noise_multiplier * config.dp_clip_norm, generator)
+    return clipped / b
+
+
+def dp_epsilon(config: FederatedConfig, delta: float) -> float:
+    """Privacy loss epsilon of one client's data after the whole run (RDP, ``rounds x local_steps`` releases).
+
+    Args:
+        config: Settings with ``dp_noise_multiplier > 0``.
+        delta: Target delta in (0, 1).
+
+    Returns:
+        epsilon (inf when no noise is added).
+    """
+    if config.dp_noise_multiplier == 0:
+        return math.inf
+    return rdp_epsilon(config.dp_noise_multiplier, config.rounds * config.local_steps, delta)
+
+
 def local_updates(
     global_params: torch.Tensor, data: ClientData, config: FederatedConfig, generator: torch.Generator
 ) -> torch.Tensor:
@@ -271,15 +335,19 @@ def local_updates(
     for _ in range(config.local_steps):  # sequential in time, batched over clients
         draw = torch.rand(c, config.batch_size, generator=generator)
         index = torch.minimum((draw * data.counts[:, None]).long(), (data.counts[:, None] - 1).clamp(min=0))
-        logits = batched_logits(params, data.features[rows, index], config.hidden)
-        losses = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, NUM_CLASSES), data.labels[rows, index].reshape(-1), reduction="none"
-        ).reshape(c, config.batch_size)
-        total = (losses.mean(dim=1) * has_data).sum()
-        (grad,) = torch.autograd.grad(total, params)
+        features, labels = data.features[rows, index], data.labels[rows, index]
+        if config.dp_clip_norm > 0:
+            gradient = _dp_gradients(params.detach(), features, labels, config, generator) * has_data[:, None]
+        else:
+            logits = batched_logits(params, features, config.hidden)
+            losses = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, NUM_CLASSES), labels.reshape(-1), reduction="none"
+            ).reshape(c, config.batch_size)
+            total = (losses.mean(dim=1) * has_data).sum()
+            (gradient,) = torch.autograd.grad(total, params)
         with torch.no_grad():
-            grad = grad + config.weight_decay * params * has_data[:, None]
-            velocity = config.momentum * velocity + grad
+            gradient = gradient + config.weight_decay * params * has_data[:, None]
+            velocity = config.momentum * velocity + gradient
             params = (params - config.learning_rate * velocity).requires_grad_(True)
     return params.detach() - global_params
 
