@@ -12,10 +12,20 @@ Conventions: ``RY(a) = exp(-i a Y / 2)``, ``RZ(b) = exp(-i b Z / 2)``; qubit 0 i
 basis-state index (``|q0 q1 ... q_{n-1}>``, as in PennyLane); angles are in radians.
 
 Batched simulation: per node, the ``L`` layers are fused into one ``2^n x 2^n`` unitary
-``U = P_ring K_L ... P_ring K_1`` where ``K_l`` is the Kronecker product of the single-qubit ``RZ RY`` gates
-(built batched over nodes, differentiable) and ``P_ring`` is the CNOT ring's permutation (a row gather). Each
-sample's encoded product state is built as a ``(num_nodes, samples, 2^n)`` tensor and all outputs come from one
-batched matmul. Parameters have shape ``(num_nodes, L, n, 2)``.
+``U = V_L ... V_1`` with layer unitaries ``V_l = P_ring K_l``, where ``K_l`` is the Kronecker product of the
+single-qubit ``RZ RY`` gates and ``P_ring`` is the CNOT ring's permutation, ``(P_ring psi)[r] = psi[src[r]]``.
+Parameters have shape ``(num_nodes, L, n, 2)``.
+
+Fast construction (closed form, few tensor operations, all layers and nodes at once). By the mixed-product rule
+``K_l = (RZ_0 (x) ... (x) RZ_{n-1}) (RY_0 (x) ... (x) RY_{n-1}) = D_l Y_l`` with a diagonal phase
+``D_l[r] = exp(-i/2 sum_q b_q s_q(r))`` (``s_q(r) = 1 - 2 bit_q(r)`` the ``Z_q`` eigenvalue, ``b_q`` the RZ angle)
+and a real matrix ``Y_l[r, c] = prod_q RY(a_q)[bit_q(r), bit_q(c)]``. Folding the ring permutation into the row
+index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``: the real factors come from one gather of the entries
+``cos(a/2), -sin(a/2), sin(a/2), cos(a/2)`` with a precomputed index and a product over qubits, the phases from one
+real matmul. The encoded product state ``prod_q RY(x_q)|0>`` is real (``amp[c] = prod_q f_q[bit_q(c)]``,
+``f_q = (cos(x_q/2), sin(x_q/2))``), so :meth:`BatchedCircuit.expectations` multiplies it with the stacked real and
+imaginary parts of ``U`` (one real matmul) and reads ``|amp|^2`` off the squares: no complex state is formed.
+Everything stays in the configured precision (complex64 -> float32).
 
 Gradients: autograd through the fused unitary, or :func:`parameter_shift_jacobian`, the exact two-term rule
 ``d<Z>/dtheta = (<Z>(theta + pi/2) - <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with
@@ -149,12 +159,68 @@ def batched_kron(gates: torch.Tensor) -> torch.Tensor:
 
 def encode_product_states(features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Encode ``(..., n)`` features as product states ``prod_q RY(x_q)|0>``, shape ``(..., 2^n)``."""
+    num_qubits = features.shape[-1]
+    index = torch.as_tensor(encoding_index(num_qubits), device=features.device)
+    return real_product_states(features, index).to(dtype)
+
+
+def encoding_index(num_qubits: int) -> np.ndarray:
+    """Return the flat index ``2 q + bit_q(c)`` into ``(n, 2)`` factor tables, shape ``(n * 2^n,)``, q-major."""
+    bits = _basis_bits(num_qubits)  # (D, n)
+    return (2 * np.arange(num_qubits)[:, None] + bits.T).reshape(-1)
+
+
+def real_product_states(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Real amplitudes ``prod_q f_q[bit_q(c)]``, ``f_q = (cos(x_q/2), sin(x_q/2))``: ``(..., n)`` -> ``(..., 2^n)``.
+
+    Args:
+        features: Angles (radians), ``(..., n)``.
+        index: :func:`encoding_index` of ``n`` as a tensor on the features' device.
+    """
     half = features / 2
-    factors = torch.stack([torch.cos(half), torch.sin(half)], dim=-1)  # (..., n, 2)
-    state = factors[..., 0, :]
-    for q in range(1, features.shape[-1]):  # loop over qubits
-        state = (state[..., :, None] * factors[..., q, None, :]).flatten(-2)
-    return state.to(dtype)
+    table = torch.stack([torch.cos(half), torch.sin(half)], dim=-1).flatten(-2)  # (..., 2n)
+    return gather_product(table, index, features.shape[-1])
+
+
+def gather_product(table: torch.Tensor, index: torch.Tensor, num_factors: int) -> torch.Tensor:
+    """Return ``out[..., m] = prod_f table[..., index[f * M + m]]`` for ``M = len(index) / num_factors``.
+
+    The gather runs on the transposed, batch-last layout (``index_select`` along dim 0 copies contiguous rows), which
+    on CPU is far cheaper than gathering along the last dimension.
+
+    Args:
+        table: ``(..., K)`` values.
+        index: ``(num_factors * M,)`` long indices into the last dimension, factor-major.
+        num_factors: Number of factors multiplied per output entry.
+
+    Returns:
+        ``(..., M)`` products.
+    """
+    batch_shape = table.shape[:-1]
+    columns = table.reshape(-1, table.shape[-1]).T.contiguous()  # (K, batch)
+    factors = columns.index_select(0, index).unflatten(0, (num_factors, -1)).unbind(0)  # F x (M, batch)
+    product = factors[0]  # unbind, not indexing: its backward is one stack instead of F zero-filled copies
+    for factor in factors[1:]:  # loop over factors (qubits), not nodes or samples
+        product = product * factor
+    return product.T.reshape(*batch_shape, -1)
+
+
+def layer_entry_index(num_qubits: int) -> np.ndarray:
+    """Flat index ``4 q + 2 bit_q(src[r]) + bit_q(c)`` into ``(n, 4)`` RY-entry tables, shape ``(n * D * D,)``.
+
+    Gathering ``(cos, -sin, sin, cos)`` of each qubit's RY angle with it and multiplying over qubits gives the real
+    factor ``Y[src[r], c]`` of the layer unitary with the CNOT ring folded into the rows (see module docstring).
+    """
+    bits = _basis_bits(num_qubits)  # (D, n)
+    row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
+    entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D)
+    return (4 * np.arange(num_qubits)[:, None, None] + entry).reshape(-1)
+
+
+def layer_phase_signs(num_qubits: int) -> np.ndarray:
+    """Return ``-s_q(src[r]) / 2``, shape ``(n, D)``: RZ angles ``(..., n)`` @ it = phase angles of ``D[src[r]]``."""
+    bits = _basis_bits(num_qubits)[ring_source_rows(num_qubits)]  # (D, n)
+    return -(1.0 - 2.0 * bits.T) / 2
 
 
 class BatchedCircuit:
@@ -171,16 +237,40 @@ class BatchedCircuit:
         self.complex_dtype = COMPLEX_DTYPES[self.config.dtype]
         self.real_dtype = REAL_DTYPES[self.complex_dtype]
         n = self.config.num_qubits
+        bits = _basis_bits(n)  # (D, n)
         self._source_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
-        signs = 1.0 - 2.0 * _basis_bits(n)  # (2^n, n): eigenvalue of Z_q on each basis state
+        self._entry_index = torch.as_tensor(layer_entry_index(n), device=self.device)
+        self._encoding_index = torch.as_tensor(encoding_index(n), device=self.device)
+        self._phase_signs = torch.as_tensor(layer_phase_signs(n), dtype=self.real_dtype, device=self.device)
+        signs = 1.0 - 2.0 * bits  # (2^n, n): eigenvalue of Z_q on each basis state
         if self.config.readout == "first":
             signs = signs[:, :1]
         self._z_signs = torch.as_tensor(signs, dtype=self.real_dtype, device=self.device)
+        self._z_signs_stacked = torch.cat([self._z_signs, self._z_signs])  # (2D, R): real rows, then imaginary
 
     @property
     def parameter_shape(self) -> tuple[int, int, int]:
         """Per-node parameter shape ``(L, n, 2)``."""
         return (self.config.num_layers, self.config.num_qubits, 2)
+
+    def layer_unitaries(self, params: torch.Tensor) -> torch.Tensor:
+        """Return the layer unitaries ``V_l = P_ring K_l`` per parameter set (closed form, module docstring).
+
+        Args:
+            params: ``(B, L, n, 2)`` rotation angles (radians).
+
+        Returns:
+            ``(B, L, 2^n, 2^n)`` complex unitaries.
+        """
+        self._check_params(params)
+        params = params.to(self.device, self.real_dtype)
+        n, dimension = self.config.num_qubits, self.config.dimension
+        half_ry = params[..., 0] / 2  # (B, L, n)
+        cos, sin = torch.cos(half_ry), torch.sin(half_ry)
+        table = torch.stack([cos, -sin, sin, cos], dim=-1).flatten(-2)  # (B, L, 4n): RY entries per qubit
+        real = gather_product(table, self._entry_index, n).unflatten(-1, (dimension, dimension))  # (B, L, D, D)
+        phase = (params[..., 1] @ self._phase_signs)[..., :, None]  # (B, L, D, 1) phase angle of row r
+        return torch.complex(torch.cos(phase) * real, torch.sin(phase) * real)
 
     def unitary(self, params: torch.Tensor) -> torch.Tensor:
         """Return the fused circuit unitary per parameter set.
@@ -191,25 +281,28 @@ class BatchedCircuit:
         Returns:
             ``(B, 2^n, 2^n)`` complex unitaries ``U = P_ring K_L ... P_ring K_1``.
         """
-        self._check_params(params)
-        params = params.to(self.device)
-        batch, layers, n = params.shape[:3]
-        gates = rotation_gates(params, self.complex_dtype)  # (B, L, n, 2, 2), all layers at once
-        kron = batched_kron(gates.reshape(batch * layers, n, 2, 2))
-        dimension = kron.shape[-1]
-        layer_unitaries = kron.index_select(1, self._source_rows).reshape(batch, layers, dimension, dimension)
-        result = layer_unitaries[:, 0]
-        for layer in range(1, layers):  # loop over layers (L), not nodes
-            result = layer_unitaries[:, layer] @ result
+        layers = self.layer_unitaries(params).unbind(1)  # unbind: one stack in backward, not L zero-filled copies
+        result = layers[0]
+        for layer in layers[1:]:  # loop over layers (L), not nodes
+            result = layer @ result
         return result
 
-    def encode(self, features: torch.Tensor) -> torch.Tensor:
-        """Return encoded product states ``(B, S, 2^n)`` for features ``(B, S, n)`` (radians)."""
+    def stacked_unitary(self, params: torch.Tensor) -> torch.Tensor:
+        """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout)."""
+        unitary = self.unitary(params)
+        return torch.cat([unitary.real, unitary.imag], dim=-2)
+
+    def encode_real(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""
         if features.shape[-1] != self.config.num_qubits:
             raise ValueError(
                 f"features must have last dimension num_qubits = {self.config.num_qubits}, got {features.shape[-1]}"
             )
-        return encode_product_states(features.to(self.device, self.real_dtype), self.complex_dtype)
+        return real_product_states(features.to(self.device, self.real_dtype), self._encoding_index)
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """Return encoded product states ``(B, S, 2^n)`` for features ``(B, S, n)`` (radians)."""
+        return self.encode_real(features).to(self.complex_dtype)
 
     def states(self, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Return output states ``(B, S, 2^n)`` of every sample under its node's parameters (one matmul)."""
@@ -221,9 +314,18 @@ class BatchedCircuit:
         probabilities = states.real.square() + states.imag.square()
         return probabilities @ self._z_signs
 
+    def expectations_from_unitary(self, stacked_unitary: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Return noise-free ``<Z_q>``, ``(B, S, R)``, from :meth:`stacked_unitary` output and features ``(B, S, n)``.
+
+        ``[Re amp; Im amp] = [Re U; Im U] x`` for the real encoded state ``x``, so ``|amp|^2`` summed against the
+        ``Z`` eigenvalues is one real matmul, a square and a second matmul.
+        """
+        amplitudes = self.encode_real(features) @ stacked_unitary.transpose(-1, -2)  # (B, S, 2D)
+        return amplitudes.square() @ self._z_signs_stacked
+
     def expectations(self, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Return noise-free ``<Z_q>``, (B, S, R) for params ``(B, L, n, 2)``, features ``(B, S, n)``."""
-        return self.readout(self.states(params, features))
+        return self.expectations_from_unitary(self.stacked_unitary(params), features)
 
     def _check_params(self, params: torch.Tensor) -> None:
         if params.dim() != 4 or tuple(params.shape[1:]) != self.parameter_shape:
