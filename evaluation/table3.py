@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ceas_gym.config import ConfigError
+from ceas_gym.config import ConfigError, replace
 from ceas_gym.learning.federated import FederatedConfig, run_federated
 from evaluation.statistics import mean_ci95
 
@@ -113,14 +113,7 @@ def run_grid(
     cells = [(a, m, g, s) for a in attacks for m in malicious_counts for g in aggregators for s in seeds]
     rows: list[Row] = []
     for attack, count, aggregator, seed in tqdm(cells, desc="table3", disable=not progress):
-        config = FederatedConfig(
-            **{
-                **base.__dict__,
-                "attack": ATTACK_LABELS[attack],
-                "num_malicious": count,
-                "aggregator": aggregator,
-            }
-        )
+        config = replace(base, attack=ATTACK_LABELS[attack], num_malicious=count, aggregator=aggregator)
         result = run_federated(config, seed)
         rows.append(
             Row(
