@@ -171,3 +171,14 @@ def test_channel_trainer_reduces_loss_with_perfect_channel_and_is_deterministic(
     assert losses[0] == losses[1]
     assert losses[0][-1] < losses[0][0] - 0.1
     assert accuracy > 0.8
+
+
+@settings(max_examples=15, deadline=None)
+@given(strength=st.floats(0.0, 1.0), qubit=st.integers(0, 2))
+def test_single_qubit_depolarising_matches_the_partial_trace_form(strength: float, qubit: int) -> None:
+    simulator = DensityMatrixCircuit(CircuitConfig(3, 1, "all", "complex128"))
+    rho = simulator.apply_unitary(
+        simulator.encode(_random((4, 3), 16)), simulator.layer_unitaries(_random((1, 3, 2), 17))[0]
+    )
+    expected = (1 - strength) * rho + strength * simulator.fully_mix(rho, qubit)
+    assert torch.allclose(simulator.depolarise(rho, (qubit,), strength), expected, atol=1e-12)
