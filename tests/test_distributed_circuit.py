@@ -182,3 +182,29 @@ def test_single_qubit_depolarising_matches_the_partial_trace_form(strength: floa
     )
     expected = (1 - strength) * rho + strength * simulator.fully_mix(rho, qubit)
     assert torch.allclose(simulator.depolarise(rho, (qubit,), strength), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("qubits", [(0, 1), (2, 0), (1, 2)])
+def test_two_qubit_depolarising_matches_the_partial_trace_form(qubits: tuple[int, int]) -> None:
+    simulator = DensityMatrixCircuit(CircuitConfig(3, 1, "all", "complex128"))
+    rho = simulator.apply_unitary(
+        simulator.encode(_random((4, 3), 18)), simulator.layer_unitaries(_random((1, 3, 2), 19))[0]
+    )
+    mixed = simulator.fully_mix(simulator.fully_mix(rho, qubits[0]), qubits[1])
+    for strength in (0.3, 1.0):
+        expected = (1 - strength) * rho + strength * mixed
+        assert torch.allclose(simulator.depolarise(rho, qubits, strength), expected, atol=1e-12)
+
+
+def test_cnot_gather_matches_the_permutation_matrix() -> None:
+    simulator = DensityMatrixCircuit(CircuitConfig(3, 1, "all", "complex128"))
+    rho = simulator.apply_unitary(
+        simulator.encode(_random((2, 3), 20)), simulator.layer_unitaries(_random((1, 3, 2), 21))[0]
+    )
+    for gate, (control, target) in enumerate(simulator.ring):
+        matrix = torch.zeros(8, 8, dtype=torch.complex128)
+        for index in range(8):
+            bits = [(index >> (2 - q)) & 1 for q in range(3)]
+            bits[target] ^= bits[control]
+            matrix[bits[0] * 4 + bits[1] * 2 + bits[2], index] = 1
+        assert torch.allclose(simulator.apply_cnot(rho, gate), matrix @ rho @ matrix.T, atol=1e-12)

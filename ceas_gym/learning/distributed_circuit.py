@@ -92,9 +92,14 @@ class DensityMatrixCircuit:
         n = config.num_qubits
         self._ring_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
         self.ring = cnot_ring_pairs(n)
-        self._cnot_rows = [
-            torch.as_tensor(cnot_source_rows(n, control, target), device=self.device) for control, target in self.ring
-        ]
+        dimension = self.dimension
+        # rho -> P rho P^T for a permutation P is one gather over the flattened (row, column) index.
+        self._cnot_entries = []
+        for control, target in self.ring:  # setup, once per ring gate
+            rows = cnot_source_rows(n, control, target)
+            self._cnot_entries.append(
+                torch.as_tensor((rows[:, None] * dimension + rows[None, :]).reshape(-1), device=self.device)
+            )
         signs = 1.0 - 2.0 * _basis_bits(n)
         if config.readout == "first":
             signs = signs[:, :1]
@@ -122,8 +127,8 @@ class DensityMatrixCircuit:
 
     def apply_cnot(self, rho: torch.Tensor, gate: int) -> torch.Tensor:
         """Apply ring gate number ``gate`` (a CNOT, a permutation) to every sample."""
-        rows = self._cnot_rows[gate]
-        return rho.index_select(-2, rows).index_select(-1, rows)
+        flat = rho.reshape(rho.shape[0], -1).index_select(1, self._cnot_entries[gate])
+        return flat.reshape(rho.shape)
 
     def fully_mix(self, rho: torch.Tensor, qubit: int) -> torch.Tensor:
         """Return ``Tr_q(rho) (x) I/2`` (qubit ``q`` replaced by the maximally mixed state) for every sample."""
@@ -140,12 +145,7 @@ class DensityMatrixCircuit:
             return rho
         if len(qubits) == 1:
             return self._depolarise_one(rho, qubits[0], strength)
-        mixed = rho
-        for qubit in qubits:  # two qubits: full depolarisers compose to the joint one
-            mixed = self.fully_mix(mixed, qubit)
-        if strength >= 1.0:
-            return mixed
-        return (1.0 - strength) * rho + strength * mixed
+        return self._depolarise_pair(rho, qubits, strength)
 
     def _depolarise_one(self, rho: torch.Tensor, qubit: int, strength: float) -> torch.Tensor:
         """Single-qubit depolarising on the ``2 x 2`` (row bit, column bit) blocks of ``qubit``, in one pass.
@@ -160,6 +160,26 @@ class DensityMatrixCircuit:
         result = view * (1.0 - strength)
         for bit in range(2):  # the two diagonal blocks
             result[:, :, bit, :, :, bit, :] += (strength / 2) * diagonal
+        return result.reshape(rho.shape)
+
+    def _depolarise_pair(self, rho: torch.Tensor, qubits: tuple[int, ...], strength: float) -> torch.Tensor:
+        """Two-qubit depolarising ``(1 - p) rho + p Tr_ct(rho) (x) I/4`` in one pass over the qubits' blocks."""
+        first, second = qubits
+        n = self.num_qubits
+        view = rho.reshape(rho.shape[0], *([2] * (2 * n)))
+
+        def block(bit_first: int, bit_second: int) -> tuple[slice | int, ...]:
+            index: list[slice | int] = [slice(None)] * (2 * n + 1)
+            for qubit, bit in ((first, bit_first), (second, bit_second)):
+                index[1 + qubit] = bit  # row bit
+                index[1 + n + qubit] = bit  # column bit
+            return tuple(index)
+
+        bits = ((0, 0), (0, 1), (1, 0), (1, 1))
+        trace = sum(view[block(*pair)] for pair in bits)  # Tr over the two qubits
+        result = view * (1.0 - strength)
+        for pair in bits:  # the four diagonal blocks of the pair
+            result[block(*pair)] += (strength / 4) * trace
         return result.reshape(rho.shape)
 
     def readout(self, rho: torch.Tensor) -> torch.Tensor:
