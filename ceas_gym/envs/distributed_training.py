@@ -95,7 +95,13 @@ class DistributedTraining:
         """Train every node locally, apply the Byzantine attack, and return the submissions ``(N, P)``."""
         start = self.params
         trained = local_train(
-            self.model, start, self.train_features, self.train_labels, self.config.training, self.shrink
+            self.model,
+            start,
+            self.train_features,
+            self.train_labels,
+            self.config.training,
+            self.shrink,
+            final_loss=False,  # the environment never reads the post-training loss
         ).parameters
         self._trained = trained
         if self._byzantine_index.numel() == 0:

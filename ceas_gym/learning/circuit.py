@@ -25,7 +25,9 @@ index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``: the real factors come fr
 real matmul. The encoded product state ``prod_q RY(x_q)|0>`` is real (``amp[c] = prod_q f_q[bit_q(c)]``,
 ``f_q = (cos(x_q/2), sin(x_q/2))``), so :meth:`BatchedCircuit.expectations` multiplies it with the stacked real and
 imaginary parts of ``U`` (one real matmul) and reads ``|amp|^2`` off the squares: no complex state is formed.
-Everything stays in the configured precision (complex64 -> float32).
+Everything stays in the configured precision (complex64 -> float32). Encoded states of the last few feature
+tensors are cached (keyed by storage address, shape, strides and version counter, holding a reference so the
+storage cannot be reused), since a training run encodes the same training, probe and test sets every round.
 
 Gradients: autograd through the fused unitary, or :func:`parameter_shift_jacobian`, the exact two-term rule
 ``d<Z>/dtheta = (<Z>(theta + pi/2) - <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with
@@ -45,6 +47,8 @@ from ceas_gym.config import check_choice, check_int
 READOUTS = ("first", "all")
 COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 REAL_DTYPES = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+ENCODING_CACHE_SIZE = 4
+"""Feature tensors whose encoded states a :class:`BatchedCircuit` remembers (most recently used first)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +251,7 @@ class BatchedCircuit:
             signs = signs[:, :1]
         self._z_signs = torch.as_tensor(signs, dtype=self.real_dtype, device=self.device)
         self._z_signs_stacked = torch.cat([self._z_signs, self._z_signs])  # (2D, R): real rows, then imaginary
+        self._encoding_cache: list[tuple[tuple, torch.Tensor, torch.Tensor]] = []
 
     @property
     def parameter_shape(self) -> tuple[int, int, int]:
@@ -298,7 +303,24 @@ class BatchedCircuit:
             raise ValueError(
                 f"features must have last dimension num_qubits = {self.config.num_qubits}, got {features.shape[-1]}"
             )
-        return real_product_states(features.to(self.device, self.real_dtype), self._encoding_index)
+        features = features.to(self.device, self.real_dtype)
+        if features.requires_grad:
+            return real_product_states(features, self._encoding_index)
+        key = (tuple(features.shape), features.stride(), features._version)
+        for cached_key, cached_features, encoded in self._encoding_cache:
+            if cached_key == key and cached_features.data_ptr() == features.data_ptr():
+                return encoded
+        encoded = real_product_states(features, self._encoding_index)
+        # The entry keeps ``features`` alive, so no other live tensor can start at its address unless it views the
+        # same storage; an in-place change bumps the shared ``_version``. Few entries: a round encodes the
+        # training, probe and test sets.
+        self._encoding_cache = [(key, features, encoded), *self._encoding_cache[: ENCODING_CACHE_SIZE - 1]]
+        return encoded
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_encoding_cache"] = []  # a cache, not state: rebuilt on demand after unpickling or copying
+        return state
 
     def encode(self, features: torch.Tensor) -> torch.Tensor:
         """Return encoded product states ``(B, S, 2^n)`` for features ``(B, S, n)`` (radians)."""

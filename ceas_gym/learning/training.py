@@ -8,7 +8,8 @@ node the gradient of its own loss (rows do not interact). Optimisers act element
 * ``"adam"``: Kingma & Ba (ICLR 2015) with bias correction, moments ``beta1``, ``beta2`` and ``eps``. The moment
   estimates start from zero at every call (every round), so a call depends only on its inputs.
 
-The returned per-node loss is the loss at the returned parameters (one extra forward pass without gradient).
+The returned per-node loss is the loss at the returned parameters (one extra forward pass without gradient);
+callers that do not need it pass ``final_loss=False`` to skip that pass (the loss is then None).
 
 Evaluation. :func:`evaluate` scores one or more parameter rows on a shared test set (by default with the ideal,
 noise-free circuit; pass ``shrink`` to score noisy execution): accuracy (probability, threshold ``p >= 1/2``)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from torch.nn import functional
 
 from ceas_gym.config import check_choice, check_int, check_range
 from ceas_gym.learning.classifier import QuantumClassifier
@@ -62,11 +64,12 @@ class LocalTrainingResult:
 
     Attributes:
         parameters: ``(num_nodes, P)`` parameters after K steps (detached).
-        loss: ``(num_nodes,)`` mean binary cross-entropy (nats) at the returned parameters.
+        loss: ``(num_nodes,)`` mean binary cross-entropy (nats) at the returned parameters, or None when
+            :func:`local_train` was asked not to compute it (``final_loss=False``).
     """
 
     parameters: torch.Tensor
-    loss: torch.Tensor
+    loss: torch.Tensor | None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # holds tensors/arrays: compare fields explicitly
@@ -89,6 +92,7 @@ def local_train(
     labels: torch.Tensor,
     config: TrainingConfig | None = None,
     shrink: torch.Tensor | None = None,
+    final_loss: bool = True,
 ) -> LocalTrainingResult:
     """Run K local steps for every node at once.
 
@@ -99,9 +103,10 @@ def local_train(
         labels: ``(num_nodes, S)`` labels in {0, 1}.
         config: Optimiser settings.
         shrink: ``(num_nodes,)`` white-noise factors, or None for noise-free training.
+        final_loss: Whether to evaluate the loss at the returned parameters (one extra forward pass).
 
     Returns:
-        New parameters and per-node loss.
+        New parameters and per-node loss (None when ``final_loss`` is False).
     """
     config = config or TrainingConfig()
     if features.shape[0] != parameters.shape[0] or labels.shape != features.shape[:2]:
@@ -127,9 +132,11 @@ def local_train(
         corrected_first = first_moment / (1 - config.beta1**step)
         corrected_second = second_moment / (1 - config.beta2**step)
         theta -= config.learning_rate * corrected_first / (corrected_second.sqrt() + config.eps)
+    if not final_loss:
+        return LocalTrainingResult(parameters=theta, loss=None)
     with torch.no_grad():
-        final_loss = model.loss(theta, features, labels, shrink)
-    return LocalTrainingResult(parameters=theta, loss=final_loss)
+        loss_after = model.loss(theta, features, labels, shrink)
+    return LocalTrainingResult(parameters=theta, loss=loss_after)
 
 
 def evaluate(
@@ -157,7 +164,9 @@ def evaluate(
     expanded_features = features.to(model.device, model.dtype).expand(batch, *features.shape)
     expanded_labels = labels.to(model.device).expand(batch, *labels.shape)
     with torch.no_grad():
-        logits = model.logits(rows, expanded_features, shrink)
+        logits = model.logits(rows, expanded_features, shrink)  # one forward pass serves both scores
         accuracy = ((logits >= 0).long() == expanded_labels).to(model.dtype).mean(-1)
-        loss = model.loss(rows, expanded_features, expanded_labels, shrink)
+        loss = functional.binary_cross_entropy_with_logits(
+            logits, expanded_labels.to(logits.dtype), reduction="none"
+        ).mean(-1)
     return EvaluationResult(accuracy=accuracy, loss=loss)

@@ -204,9 +204,12 @@ class PairInventory:
             ValueError: If a link is asked for more pairs than it holds.
         """
         counts = np.asarray(counts, dtype=np.int64)
-        held = self.held
+        occupied = self.occupied
+        held = occupied.sum(axis=1)
         if counts.shape != (self.num_links,) or np.any(counts < 0) or np.any(counts > held):
             raise ValueError("consume: counts must be non-negative and at most the pairs held on each link")
+        if counts.max(initial=0) <= 1:
+            return self._consume_at_most_one(counts, np.asarray(freshest_first, dtype=bool), occupied)
         order = self.serving_order(freshest_first)  # (L, C)
         fidelity_sorted = np.take_along_axis(self.fidelity(), order, axis=1)
         taken_sorted = np.arange(self.max_capacity)[None, :] < counts[:, None]  # (L, C)
@@ -220,6 +223,32 @@ class PairInventory:
             fidelity_in_order=fidelity_in_order,
             fidelity_sum=np.nansum(fidelity_in_order, axis=1),
         )
+
+    def _consume_at_most_one(
+        self, counts: np.ndarray, freshest_first: np.ndarray, occupied: np.ndarray
+    ) -> ConsumeResult:
+        """:meth:`consume` when no link gives more than one pair: take the first pair of each serving order.
+
+        The first pair of the stable serving order is the first slot holding the smallest key (``argmin`` returns
+        the first minimum), so the result equals the general path's; its fidelity uses the same formula as
+        :meth:`fidelity`.
+        """
+        rows = np.flatnonzero(counts)
+        fidelity_in_order = np.full((self.num_links, self.max_capacity), np.nan)
+        fidelity_sum = np.zeros(self.num_links)
+        if rows.size:
+            age = self.age[rows]  # (K, C)
+            signed_age = np.where(freshest_first[rows, None], age, -age)
+            slots = np.where(occupied[rows], signed_age, np.iinfo(np.int64).max).argmin(axis=1)
+            taken_age = age[np.arange(rows.size), slots].astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                decay = np.exp(-taken_age / self.coherence_rounds[rows])
+            values = 0.25 + (self.fidelity0[rows] - 0.25) * decay
+            fidelity_in_order[rows, 0] = values
+            fidelity_sum[rows] = values
+            self.age[rows, slots] = EMPTY
+        self.consumed += counts
+        return ConsumeResult(consumed=counts, fidelity_in_order=fidelity_in_order, fidelity_sum=fidelity_sum)
 
     def age_one_round(self) -> np.ndarray:
         """Advance every stored pair by one round and discard the ones no longer usable.
