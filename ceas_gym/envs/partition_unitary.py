@@ -121,6 +121,11 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
         )
         self.num_links = self.instance.num_links
         self.num_nodes = self.instance.num_nodes
+        if config.parties > self.num_nodes:
+            raise ConfigError(
+                f"PartitionEnvConfig.parties = {config.parties} exceeds the topology's {self.num_nodes} nodes; "
+                f"allowed: [2, {self.num_nodes}]"
+            )
         self.layer = LinkLayer(self.instance, queue_capacity=1, fidelity_floor=config.links.fidelity_floor)
         learning = config.learning
         self.device = torch.device(learning.device)
