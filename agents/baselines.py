@@ -58,7 +58,19 @@ def plan_earliest_expiring_first(
     return allocate_in_order(needed, np.concatenate([priority, rest]), budget)
 
 
-class EarliestExpiringFirst:
+class _DeterministicScheduler:
+    """Shared construction of the deterministic baselines (read shapes and budget off the environment)."""
+
+    name = "deterministic"
+
+    def __init__(self, env: gym.Env) -> None:
+        self.interface = SchedulingInterface.from_env(env)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Deterministic: nothing to reset."""
+
+
+class EarliestExpiringFirst(_DeterministicScheduler):
     """EEF: the budget goes to the demand that expires first; oldest pairs are served first.
 
     Per round the policy plans with :func:`plan_earliest_expiring_first`: every link's deficit (pending pairs
@@ -74,12 +86,6 @@ class EarliestExpiringFirst:
 
     name = "eef"
 
-    def __init__(self, env: gym.Env) -> None:
-        self.interface = SchedulingInterface.from_env(env)
-
-    def reset(self, seed: int | None = None) -> None:
-        """EEF is deterministic; nothing to reset."""
-
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         """Return the EEF action for ``observation``."""
         view = self.interface.read(observation)
@@ -94,7 +100,7 @@ class EarliestExpiringFirst:
         return self.interface.action(attempts, freshest_first=np.zeros(deficit.size, dtype=bool))
 
 
-class GreedyByDemand:
+class GreedyByDemand(_DeterministicScheduler):
     """Split the whole budget in proportion to each link's expected attempts needed (deficit / p).
 
     Ignores deadlines; serves oldest pairs first. Spends nothing when no link has a deficit.
@@ -104,12 +110,6 @@ class GreedyByDemand:
     """
 
     name = "greedy"
-
-    def __init__(self, env: gym.Env) -> None:
-        self.interface = SchedulingInterface.from_env(env)
-
-    def reset(self, seed: int | None = None) -> None:
-        """Greedy is deterministic; nothing to reset."""
 
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         """Return the greedy action for ``observation``."""
@@ -145,7 +145,7 @@ class UniformRandom:
         return self.rng.uniform(low, high).astype(self.action_space.dtype)
 
 
-class UniformSplit:
+class UniformSplit(_DeterministicScheduler):
     """Entanglement-oblivious scheduling: the budget is split equally over all links every round.
 
     The scheduler of the CEAS paper's random-selection baseline: it looks at neither inventory nor demand.
@@ -156,12 +156,6 @@ class UniformSplit:
     """
 
     name = "uniform"
-
-    def __init__(self, env: gym.Env) -> None:
-        self.interface = SchedulingInterface.from_env(env)
-
-    def reset(self, seed: int | None = None) -> None:
-        """Uniform splitting is deterministic; nothing to reset."""
 
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         """Return the same equal split every round."""

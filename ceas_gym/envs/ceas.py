@@ -11,11 +11,12 @@ from gymnasium import spaces
 from ceas_gym.config import ConfigError, replace
 from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusRoundResult
+from ceas_gym.envs.actions import decode_schedule, schedule_action_space
 from ceas_gym.envs.ceas_config import CEAS_PRESETS, CEASEnvConfig
 from ceas_gym.envs.distributed_training import DistributedTraining
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
-from ceas_gym.envs.link_layer import LinkLayer, split_budget
+from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.envs.observation import box, link_state, link_state_spaces
 from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 
@@ -149,8 +150,7 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
             if config.flatten_observation
             else self.dict_observation_space
         )
-        width = self.num_links + 1 + (self.num_links if config.serving_order == "agent" else 0)
-        self.action_space = spaces.Box(0.0, 1.0, shape=(width,), dtype=np.float32)
+        self.action_space = schedule_action_space(self.num_links, config.serving_order)
         self.round_index = 0
         self._reset_trackers()
 
@@ -203,24 +203,10 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
     def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
 
-        Raises:
-            ValueError: On a wrong shape, a non-finite entry, or (``invalid_action="raise"``) an entry outside [0, 1].
+        See :func:`ceas_gym.envs.actions.decode_schedule` for the rules and errors.
         """
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"action: expected shape {self.action_space.shape}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError("action: every entry must be finite (got NaN or inf)")
-        if self.config.invalid_action == "raise" and (np.any(action < 0.0) or np.any(action > 1.0)):
-            raise ValueError("action: entries must lie in [0, 1] (invalid_action='raise')")
-        action = np.clip(action, 0.0, 1.0)
-        links = self.num_links
-        attempts = split_budget(action[: links + 1], self.config.budget)
-        if self.config.serving_order == "agent":
-            freshest = action[links + 1 :] > 0.5
-        else:
-            freshest = np.full(links, self.config.serving_order == "freshest-first")
-        return attempts, freshest
+        config = self.config
+        return decode_schedule(action, self.num_links, config.budget, config.serving_order, config.invalid_action)
 
     # ---------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
