@@ -197,3 +197,8 @@ def test_low_fidelity_pairs_cost_accuracy_under_the_same_schedule() -> None:
 
     # Werner pairs at F = 0.6 depolarise every teleported qubit with p = 0.53 on each of the three hops.
     assert tail_accuracy(0.99) > tail_accuracy(0.6) + 0.08
+
+
+def test_batch_larger_than_the_training_pool_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        make_partition_config("unitary", "small", learning={"batch_size": 600})

@@ -31,7 +31,8 @@ class PartitionLearningConfig:
         circuit: The classifier circuit (qubits, layers, readout, complex dtype).
         data: Data: ``samples_per_node`` is the size of the training pool (honest separation and label noise),
             ``test_samples`` the test set (test separation and label noise); ``num_features`` = qubits.
-        batch_size: Training samples per pass (minibatch drawn from the pool with the env's ``np_random``).
+        batch_size: Training samples per pass, at most the pool size (minibatch drawn without replacement from the
+            pool with the env's ``np_random``).
         learning_rate: Adam step size per pass (radians per unit gradient for the angles).
         init: Initial parameters.
         consensus_every: Passes between layer-wise consensus rounds (>= 1): on every ``consensus_every``-th pass
@@ -56,7 +57,7 @@ class PartitionLearningConfig:
                 f"PartitionLearningConfig.data.num_features = {self.data.num_features} must equal "
                 f"circuit.num_qubits = {self.circuit.num_qubits} (one angle-encoded feature per qubit)"
             )
-        check_int("PartitionLearningConfig.batch_size", self.batch_size, 1)
+        check_int("PartitionLearningConfig.batch_size", self.batch_size, 1, self.data.samples_per_node)
         check_range("PartitionLearningConfig.learning_rate", self.learning_rate, 0.0, 10.0, low_inclusive=False)
         check_int("PartitionLearningConfig.consensus_every", self.consensus_every, 1)
         check_int("PartitionLearningConfig.consensus_pairs", self.consensus_pairs, 1)

@@ -349,7 +349,7 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
         self, attempts: int, generated: int, expired: int, overflow: int, demanded: int, granted: int
     ) -> dict[str, Any]:
         return {
-            "step": self.step_index,
+            "round": self.step_index,
             "passes": self._passes,
             "commits": self._commits,
             "accuracy": self._accuracy,
@@ -440,7 +440,7 @@ class UnitaryPartitionEnv(PartitionSchedulingEnv):
 
     ## info
 
-    ``accuracy``, ``loss``, ``train_loss``, ``utilisation`` (consumed / generated, episode so far),
+    ``round`` (steps so far), ``accuracy``, ``loss``, ``train_loss``, ``utilisation`` (consumed / generated),
     ``exchanges_granted_fraction`` (this slot's served / demanded pairs), ``requests_missed`` (pairs demanded
     and not served this slot), ``pairs_expired``, ``wasted``, ``attempts``, ``generated``, ``consumed``,
     ``mean_delivered_fidelity``, ``passes``, ``commits``, ``committed``.
