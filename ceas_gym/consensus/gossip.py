@@ -35,7 +35,9 @@ Model (DESIGN.md section 5, CEAS Sec. III-B):
   of the pairs each travelled on (NaN if it received none); it feeds the next round's fidelity stamp.
 
 Implementation: per-edge arrays and ``index_add`` (O(N + E) work per step, no dense N x N matrix, no Python loop over
-nodes or edges; the only loop is over the ``S`` mixing steps, whose pair requests depend on the previous step).
+nodes or edges; the only loop is over the ``S`` mixing steps, whose pair requests depend on the previous step). The
+weights of a step are computed in numpy in the parameters' precision (row sums accumulate in float64), so a step
+costs a handful of torch operations; per-node fidelity bookkeeping is done once per round.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def check_edges(edges: np.ndarray, num_nodes: int) -> np.ndarray:
         raise ConfigError(f"edges: endpoints must be in [0, {num_nodes}), got [{array.min()}, {array.max()}]")
     if np.any(array[:, 0] >= array[:, 1]):
         raise ConfigError("edges: every link must be written (u, v) with u < v")
-    if np.unique(array[:, 0] * num_nodes + array[:, 1]).size != array.shape[0]:
+    keys = np.sort(array[:, 0] * num_nodes + array[:, 1])
+    if np.any(keys[1:] == keys[:-1]):
         raise ConfigError("edges: a link appears more than once")
     return array
 
@@ -137,26 +140,30 @@ def mixing_step(
     if granted_edges.shape[0] == 0:
         return params.clone()
     num_nodes = params.shape[0]
-    w_uv, w_vu = metropolis_fidelity_weights(granted_edges, stamps, num_nodes)
-    u = torch.as_tensor(granted_edges[:, 0], device=params.device)
-    v = torch.as_tensor(granted_edges[:, 1], device=params.device)
-    receivers = torch.cat([u, v])
-    messages = params[torch.cat([v, u])]  # u receives theta_v, v receives theta_u
+    u, v = granted_edges[:, 0], granted_edges[:, 1]
+    degree = np.bincount(granted_edges.ravel(), minlength=num_nodes)
+    # Weights in numpy (in the parameters' precision, as metropolis_fidelity_weights gives them), then few torch ops.
+    real_dtype = torch.empty((), dtype=params.dtype).numpy().dtype
+    scale = (1.0 / (1.0 + np.maximum(degree[u], degree[v]))).astype(real_dtype)
+    phi = stamps.detach().cpu().numpy()
+    weights = np.concatenate([phi[v] * scale, phi[u] * scale])  # W[u, v] for receiver u, then W[v, u]
+    receivers = np.concatenate([u, v])
+    self_weight = (1.0 - np.bincount(receivers, weights, minlength=num_nodes)).astype(real_dtype)  # W_ii
+    device = params.device
+    receivers_t = torch.from_numpy(receivers).to(device)
+    messages = params.index_select(0, torch.from_numpy(np.concatenate([v, u])).to(device))  # u gets theta_v, ...
     if perturb is not None:
         if edge_fidelity is None:
             raise ConfigError("edge_fidelity: required when a perturb hook is given")
-        fidelity = torch.as_tensor(np.concatenate([edge_fidelity, edge_fidelity]), dtype=params.dtype)
-        messages = perturb(messages, fidelity.to(params.device))
+        fidelity = torch.from_numpy(np.concatenate([edge_fidelity, edge_fidelity]).astype(real_dtype))
+        messages = perturb(messages, fidelity.to(device))
         if messages.shape != (receivers.shape[0], params.shape[1]):
             raise ConfigError(
                 f"perturb: must return shape {(receivers.shape[0], params.shape[1])}, got {messages.shape}"
             )
-    weights = torch.cat([w_uv, w_vu])
-    off_diagonal_row_sum = torch.zeros(num_nodes, dtype=params.dtype, device=params.device).index_add_(
-        0, receivers, weights
-    )
-    self_weight = (1.0 - off_diagonal_row_sum).unsqueeze(1)  # W_ii
-    return (self_weight * params).index_add_(0, receivers, weights.unsqueeze(1) * messages)
+    weights_t = torch.from_numpy(weights).to(device)[:, None]
+    mixed = params * torch.from_numpy(self_weight).to(device)[:, None]
+    return mixed.index_add_(0, receivers_t, messages * weights_t)
 
 
 @dataclass(frozen=True)
@@ -251,10 +258,8 @@ def gossip_round(
     candidate_ids = np.flatnonzero(active[edges[:, 0]] & active[edges[:, 1]])
     attempted_per_step = np.zeros(steps, dtype=np.int64)
     granted_per_step = np.zeros(steps, dtype=np.int64)
-    granted_per_edge = np.zeros(edges.shape[0], dtype=np.int64)
-    fidelity_sum_per_node = np.zeros(num_nodes)
-    messages_received = np.zeros(num_nodes, dtype=np.int64)
-    fidelity_total = 0.0
+    granted_id_list: list[np.ndarray] = []
+    granted_fidelity_list: list[np.ndarray] = []
     current = params.detach().clone()
     for step in range(steps):
         attempted_per_step[step] = candidate_ids.size
@@ -268,14 +273,18 @@ def gossip_round(
         granted_ids = candidate_ids[granted]
         granted_fidelity = mean_fidelity[granted]
         granted_per_step[step] = granted_ids.size
-        granted_per_edge[granted_ids] += 1
-        granted_edges = edges[granted_ids]
-        endpoints = granted_edges.ravel()  # u0, v0, u1, v1, ...: each endpoint receives one message
-        fidelity_sum_per_node += np.bincount(endpoints, np.repeat(granted_fidelity, 2), minlength=num_nodes)
-        messages_received += np.bincount(endpoints, minlength=num_nodes)
-        fidelity_total += float(granted_fidelity.sum())
-        current = mixing_step(current, granted_edges, phi, granted_fidelity, perturb)
+        granted_id_list.append(granted_ids)
+        granted_fidelity_list.append(granted_fidelity)
+        current = mixing_step(current, edges[granted_ids], phi, granted_fidelity, perturb)
 
+    # Round bookkeeping in one pass over all granted exchanges (a link may appear once per step).
+    all_ids = np.concatenate(granted_id_list) if granted_id_list else np.zeros(0, dtype=np.int64)
+    all_fidelity = np.concatenate(granted_fidelity_list) if granted_fidelity_list else np.zeros(0)
+    granted_per_edge = np.bincount(all_ids, minlength=edges.shape[0]).astype(np.int64)
+    endpoints = edges[all_ids].ravel()  # u0, v0, u1, v1, ...: each endpoint receives one message
+    fidelity_sum_per_node = np.bincount(endpoints, np.repeat(all_fidelity, 2), minlength=num_nodes)
+    messages_received = np.bincount(endpoints, minlength=num_nodes).astype(np.int64)
+    fidelity_total = float(all_fidelity.sum())
     attempted_per_edge = np.zeros(edges.shape[0], dtype=np.int64)
     attempted_per_edge[candidate_ids] = steps
     granted_total = int(granted_per_step.sum())

@@ -161,7 +161,7 @@ class InventoryPairs:
         num_links = self.inventory.num_links
         if ids.size and ids.max() >= num_links:
             raise ConfigError(f"edge_ids: id {int(ids.max())} is out of range; allowed: [0, {num_links})")
-        if np.unique(ids).size != ids.size:
+        if np.bincount(ids, minlength=num_links).max(initial=0) > 1:
             raise ConfigError("edge_ids: a link may be requested at most once per call")
         self.calls += 1
         granted = self.inventory.held[ids] >= pairs_per_exchange

@@ -19,6 +19,8 @@ comes from a passed, seeded ``torch.Generator``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -29,7 +31,7 @@ def depolarising_strength(fidelity: torch.Tensor) -> torch.Tensor:
         ValueError: If a fidelity lies outside [0, 1].
     """
     fidelity = torch.as_tensor(fidelity)
-    if bool(torch.any((fidelity < 0) | (fidelity > 1) | torch.isnan(fidelity))):
+    if not bool(((fidelity >= 0) & (fidelity <= 1)).all()):  # NaN fails both comparisons
         raise ValueError(f"fidelity must lie in [0, 1], got min {fidelity.min().item()}, max {fidelity.max().item()}")
     return (4 * (1 - fidelity) / 3).clamp(0.0, 1.0)
 
@@ -51,9 +53,9 @@ def transmit(updates: torch.Tensor, fidelity: torch.Tensor, generator: torch.Gen
             f"{tuple(torch.as_tensor(fidelity).shape)}"
         )
     strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)[:, None]
-    rms = updates.square().mean(-1, keepdim=True).sqrt()
+    rms = torch.linalg.vector_norm(updates, dim=-1, keepdim=True) / math.sqrt(updates.shape[-1])
     noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
-    return (1 - strength) * updates + strength * rms * noise
+    return torch.lerp(updates, rms * noise, strength)  # (1 - p) W + p rms xi
 
 
 def expected_squared_error(updates: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
