@@ -25,7 +25,7 @@ One training round ``t`` (second paper, Sec. 4, Alg. 1-3, Appendix A; DESIGN.md 
    nothing and runs no agreement. The consensus model is ``theta_bar = theta_ref + d_bar``; since eq. 10 is a
    weighted mean this equals the stake-weighted mean of the kept nodes' parameters.
 4. **Agreement** (Appendix A.2) with :func:`~ceas_gym.consensus.qba.run_qba` on the consensus message
-   ``SHA-256(model hash || participant ids)`` (the paper's message: model hash + participant IDs, Sec. 5),
+   ``SHA-256(model hash || participant ids)`` (the paper's message: model hash + participant IDs, Sec. 5.2),
    committee position 0 = leader, ``f_c = committee_faulty`` multicast rounds, ``N_QDS`` three-party QDS
    operations (eq. A1). Operation (primary p, forwarder i, verifier j) uses ``3 n`` key bits shared by p and i and
    ``3 n`` by p and j (Appendix A.1: ``X`` of n bits and ``Y`` of 2n bits per party, ``n = hash_bits``). Key
@@ -38,7 +38,7 @@ One training round ``t`` (second paper, Sec. 4, Alg. 1-3, Appendix A; DESIGN.md 
 5. **Votes and block** (Alg. 3): a member signs when it is honest, not key-starved, and its QBA decision equals
    the message it recomputes (every honest member recomputes the same aggregate); the leader signs its own
    message when honest and not key-starved. More than ``N_c / 2`` signatures commit the block. Byzantine members
-   (``byzantine_members``) behave per ``byzantine_strategy`` in the QBA and never sign (opposing votes, Sec. 4.6).
+   (``byzantine_members``) behave per ``byzantine_strategy`` in the QBA and never sign (opposing votes, Sec. 5.1).
    A signature is recorded as ``SHA-256(member id || message)`` (a stand-in for ``Sign(msg_i, i)``).
 6. **Stakes** (Alg. 3 lines 17-23): committed: +``stake_reward`` to every aggregated node; otherwise
    -``stake_penalty`` to every committee member; detected forgers and a detected faulty leader lose
