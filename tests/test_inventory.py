@@ -197,3 +197,31 @@ def test_stochastic_demand_is_reproducible_and_in_range():
     all_deadlines = np.concatenate([a.deadline for a in draws[0]])
     assert all_pairs.min() >= 2 and all_pairs.max() <= 3
     assert all_deadlines.min() >= 2 and all_deadlines.max() <= 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), num_links=st.integers(1, 6), capacity=st.integers(1, 5))
+def test_single_pair_consume_takes_first_pair_of_the_serving_order(seed, num_links, capacity):
+    # Reference built from the public serving order and fidelity(): the first slot of each requested link's order.
+    rng = np.random.default_rng(seed)
+    inventory = make_inventory(num_links=num_links, capacity=capacity, cutoff=6, coherence=4.0)
+    for _ in range(4):
+        inventory.add(rng.integers(0, capacity + 1, num_links))
+        inventory.age_one_round()
+    inventory.add(rng.integers(0, 2, num_links))
+    freshest = rng.random(num_links) < 0.5
+    counts = np.minimum(rng.integers(0, 2, num_links), inventory.held)
+    order = inventory.serving_order(freshest)
+    fidelity_before = inventory.fidelity()
+    age_before = inventory.age.copy()
+    rows = np.flatnonzero(counts)
+    first_slots = order[rows, 0]
+    result = inventory.consume(counts, freshest)
+    np.testing.assert_array_equal(result.fidelity_sum[rows], fidelity_before[rows, first_slots])
+    np.testing.assert_array_equal(result.fidelity_sum[counts == 0], 0.0)
+    np.testing.assert_array_equal(result.fidelity_in_order[rows, 0], fidelity_before[rows, first_slots])
+    assert np.isnan(result.fidelity_in_order[:, 1:]).all() and np.isnan(result.fidelity_in_order[counts == 0]).all()
+    expected_age = age_before.copy()
+    expected_age[rows, first_slots] = -1
+    np.testing.assert_array_equal(inventory.age, expected_age)
+    inventory.check_conservation()

@@ -150,3 +150,57 @@ def test_cuda_matches_cpu():
     cpu = BatchedCircuit(config).expectations(params, features)
     gpu = BatchedCircuit(config, device="cuda").expectations(params.cuda(), features.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
+
+
+def _kron_reference_unitary(params):
+    """Independent fused unitary from dense per-gate matrices (numpy, complex128), one node ``(L, n, 2)``."""
+    layers, n = params.shape[:2]
+    dimension = 2**n
+    ring = np.zeros((dimension, dimension))
+    bits = (np.arange(dimension)[:, None] >> (n - 1 - np.arange(n))) & 1
+    for column in range(dimension):
+        image = bits[column].copy()
+        for control, target in cnot_ring_pairs(n):
+            image[target] ^= image[control]
+        ring[int(image @ (2 ** (n - 1 - np.arange(n)))), column] = 1
+    unitary = np.eye(dimension, dtype=complex)
+    for layer in range(layers):
+        kron = np.ones((1, 1), dtype=complex)
+        for qubit in range(n):
+            a, b = params[layer, qubit]
+            ry = np.array([[math.cos(a / 2), -math.sin(a / 2)], [math.sin(a / 2), math.cos(a / 2)]])
+            rz = np.diag([np.exp(-0.5j * b), np.exp(0.5j * b)])
+            kron = np.kron(kron, rz @ ry)
+        unitary = ring @ kron @ unitary
+    return unitary
+
+
+@pytest.mark.parametrize(("n", "layers"), [(1, 2), (2, 1), (3, 2), (4, 3), (5, 1)])
+def test_closed_form_unitary_matches_dense_kronecker_reference(n, layers):
+    params = _random((3, layers, n, 2), 40 + n)
+    unitary = _circuit(n, layers).unitary(params).numpy()
+    for node in range(3):
+        np.testing.assert_allclose(unitary[node], _kron_reference_unitary(params[node].numpy()), atol=1e-12)
+
+
+def test_closed_form_unitary_gradient_matches_finite_differences():
+    circuit = _circuit(3, 2, readout="first")
+    params = _random((2, 2, 3, 2), 7).requires_grad_(True)
+    features = _random((2, 5, 3), 8)
+    assert torch.autograd.gradcheck(lambda p: circuit.expectations(p, features), (params,), atol=1e-7)
+
+
+def test_encoding_cache_follows_in_place_changes_and_distinct_tensors():
+    circuit = _circuit(3, 1)
+    features = _random((2, 4, 3), 9)
+    first = circuit.encode_real(features)
+    torch.testing.assert_close(first.to(torch.complex128), circuit.encode(features))
+    assert circuit.encode_real(features) is first  # cached: same tensor object
+    features.mul_(0.5)  # in-place change bumps the version counter: must re-encode
+    halved = circuit.encode_real(features)
+    expected = torch.cos(features[..., 0] / 2)[..., None]  # amplitude of |000> = prod_q cos(x_q / 2)
+    expected = expected * torch.cos(features[..., 1] / 2)[..., None] * torch.cos(features[..., 2] / 2)[..., None]
+    torch.testing.assert_close(halved[..., :1], expected, atol=1e-14, rtol=0)
+    other = features.clone()  # equal values, other storage: a fresh entry, same result
+    torch.testing.assert_close(circuit.encode_real(other), halved)
+    torch.testing.assert_close(halved.square().sum(-1), torch.ones(2, 4, dtype=torch.float64))  # normalised

@@ -16,6 +16,7 @@ from ceas_gym.learning.stamps import (
     fidelity_stamp,
     normalised_qfi_trace,
     quantum_fisher_information,
+    shifted_state_derivatives,
 )
 
 ONE_QUBIT = BatchedCircuit(CircuitConfig(num_qubits=1, num_layers=1, dtype="complex128"))
@@ -128,3 +129,20 @@ def test_compute_stamps_orders_nodes_by_noise_and_pairs():
     assert stamps.shape == (4,)
     assert stamps[0] > stamps[1] > stamps[2] > 0
     assert stamps[3] == pytest.approx(0.8 * stamps[1].item(), rel=1e-6)  # same QFI and channel, pairs 0.8
+
+
+@pytest.mark.parametrize(("n", "layers"), [(1, 1), (2, 2), (3, 2), (4, 3)])
+def test_shifted_state_derivatives_equal_simulated_pi_shifts(n, layers):
+    # d_j psi = psi(theta + pi e_j) / 2, simulated here circuit by circuit as the independent reference
+    circuit = BatchedCircuit(CircuitConfig(num_qubits=n, num_layers=layers, dtype="complex128"))
+    generator = torch.Generator().manual_seed(n)
+    angles = torch.randn(2, layers, n, 2, generator=generator, dtype=torch.float64)
+    probes = torch.randn(2, 3, n, generator=generator, dtype=torch.float64)
+    psi, derivatives = shifted_state_derivatives(circuit, angles, probes)
+    torch.testing.assert_close(psi, circuit.states(angles, probes), atol=1e-12, rtol=0)
+    count = 2 * n * layers
+    for j in range(count):
+        shift = torch.zeros(count, dtype=torch.float64)
+        shift[j] = math.pi
+        shifted = angles + shift.reshape(layers, n, 2)
+        torch.testing.assert_close(derivatives[:, j], circuit.states(shifted, probes) / 2, atol=1e-12, rtol=0)

@@ -160,3 +160,17 @@ def test_noisy_honest_nodes_still_learn():
     model, params, data, shrink = _noisy_rounds(1, 10)
     noisy = evaluate(model, params[0], data.test_features, data.test_labels, shrink[:1])
     assert noisy.accuracy.item() >= 0.80
+
+
+def test_final_loss_can_be_skipped_without_changing_parameters():
+    model = QuantumClassifier(CircuitConfig(num_qubits=2, num_layers=1, dtype="complex128"))
+    generator = torch.Generator().manual_seed(3)
+    params = model.init_parameters(3, generator) + 0.1 * torch.randn(3, model.num_parameters, generator=generator)
+    features = torch.randn(3, 5, 2, generator=generator, dtype=torch.float64)
+    labels = (torch.rand(3, 5, generator=generator) < 0.5).long()
+    config = TrainingConfig(local_steps=2)
+    full = local_train(model, params, features, labels, config)
+    lean = local_train(model, params, features, labels, config, final_loss=False)
+    assert lean.loss is None
+    torch.testing.assert_close(lean.parameters, full.parameters, atol=0, rtol=0)
+    torch.testing.assert_close(full.loss, model.loss(full.parameters, features, labels))
