@@ -130,9 +130,18 @@ class DistributedTraining:
         return transmit(messages, torch.as_tensor(fidelity, dtype=messages.dtype), self.generator)
 
     def predict(self, rows: torch.Tensor) -> torch.Tensor:
-        """Probe-set probabilities of class 1 for parameter rows ``(K, P) -> (K, S)`` (ideal circuit)."""
+        """Probe-set probabilities of class 1 for parameter rows ``(K, P) -> (K, S)`` (ideal circuit).
+
+        The circuit unitary of the last row (the consensus model the protocol appends) is kept, so that
+        :meth:`evaluate` of the same vector does not rebuild it.
+        """
+        rows = rows.detach().to(self.model.dtype)
         features = self.probe_features.expand(rows.shape[0], *self.probe_features.shape)
-        return self.model.probabilities(rows.to(self.model.dtype), features)
+        with torch.no_grad():
+            stacked = self.model.circuit.stacked_unitary(self.model.split(rows)[0])
+            probabilities = torch.sigmoid(self.model.logits(rows, features, stacked_unitary=stacked))
+        self._last_predicted = (rows[-1].clone(), stacked[-1:])
+        return probabilities
 
     def finish_round(self, params: torch.Tensor, received_fidelity: np.ndarray) -> None:
         """Adopt the parameters after consensus and the fidelity of the pairs each node received through.
@@ -150,7 +159,12 @@ class DistributedTraining:
 
     def evaluate(self, params: torch.Tensor) -> tuple[float, float]:
         """Test accuracy and loss (nats) of one parameter vector ``(P,)`` with the ideal circuit."""
-        result = evaluate(self.model, params, self.test_features, self.test_labels)
+        cached_row, cached_unitary = getattr(self, "_last_predicted", (None, None))
+        params = params.detach().to(self.model.dtype)
+        reuse = cached_row is not None and cached_row.shape == params.shape and torch.equal(cached_row, params)
+        result = evaluate(
+            self.model, params, self.test_features, self.test_labels, stacked_unitary=cached_unitary if reuse else None
+        )
         return float(result.accuracy[0]), float(result.loss[0])
 
     # ------------------------------------------------------------------------------------------ pickling

@@ -95,16 +95,26 @@ class QuantumClassifier:
         row = torch.cat([angles, weights, torch.zeros(1, dtype=torch.float64)]).to(self.device, self.dtype)
         return row.expand(num_nodes, -1).clone()
 
-    def logits(self, flat: torch.Tensor, features: torch.Tensor, shrink: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        flat: torch.Tensor,
+        features: torch.Tensor,
+        shrink: torch.Tensor | None = None,
+        stacked_unitary: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Return logits ``a . z + b`` of shape ``(B, S)``.
 
         Args:
             flat: ``(B, P)`` parameter rows.
             features: ``(B, S, n)`` features (radians).
             shrink: ``(B,)`` white-noise factors ``g`` per row, or None for the noise-free circuit.
+            stacked_unitary: ``(B, 2D, D)`` :meth:`BatchedCircuit.stacked_unitary` of the rows' angles when the
+                caller already has it (it is then not rebuilt; it must belong to ``flat``).
         """
         angles, weights, bias = self.split(flat)
-        readout = self.circuit.expectations(angles, features)  # (B, S, R)
+        if stacked_unitary is None:
+            stacked_unitary = self.circuit.stacked_unitary(angles)
+        readout = self.circuit.expectations_from_unitary(stacked_unitary, features)  # (B, S, R)
         if shrink is not None:
             readout = apply_white_noise(readout, shrink)
         return (readout * weights[:, None, :]).sum(-1) + bias[:, None]

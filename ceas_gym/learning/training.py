@@ -145,6 +145,7 @@ def evaluate(
     features: torch.Tensor,
     labels: torch.Tensor,
     shrink: torch.Tensor | None = None,
+    stacked_unitary: torch.Tensor | None = None,
 ) -> EvaluationResult:
     """Score parameter rows on a shared test set.
 
@@ -154,6 +155,8 @@ def evaluate(
         features: ``(S, n)`` test features (radians).
         labels: ``(S,)`` test labels in {0, 1}.
         shrink: ``(M,)`` white-noise factors, or None for the ideal circuit.
+        stacked_unitary: ``(M, 2D, D)`` circuit unitaries of the rows when already built (see
+            :meth:`QuantumClassifier.logits`).
 
     Returns:
         Accuracy and loss per row, shape ``(M,)`` (``(1,)`` for a single vector).
@@ -164,7 +167,7 @@ def evaluate(
     expanded_features = features.to(model.device, model.dtype).expand(batch, *features.shape)
     expanded_labels = labels.to(model.device).expand(batch, *labels.shape)
     with torch.no_grad():
-        logits = model.logits(rows, expanded_features, shrink)  # one forward pass serves both scores
+        logits = model.logits(rows, expanded_features, shrink, stacked_unitary)  # one pass serves both scores
         accuracy = ((logits >= 0).long() == expanded_labels).to(model.dtype).mean(-1)
         loss = functional.binary_cross_entropy_with_logits(
             logits, expanded_labels.to(logits.dtype), reduction="none"
