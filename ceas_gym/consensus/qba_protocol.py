@@ -324,6 +324,18 @@ class QBAProtocol:
         self.key_bits = qds_key_bits_per_member_pair(config.committee_size, config.committee_faulty, config.hash_bits)
         self.reset()
 
+    def set_byzantine(self, byzantine: np.ndarray) -> None:
+        """Mark the nodes that misbehave when elected, besides the configured ``byzantine_members``.
+
+        Args:
+            byzantine: The environment's Byzantine nodes. ``(N,)`` bool.
+        """
+        mask = np.asarray(byzantine, dtype=bool)
+        if mask.shape != (self.num_nodes,):
+            raise ConfigError(f"byzantine: expected a bool array of shape ({self.num_nodes},)")
+        self.byzantine = mask.copy()
+        self.byzantine[list(self.config.byzantine_members)] = True
+
     # ----------------------------------------------------------------------------------------------- state
     def reset(self) -> None:
         """Start a new episode: equal stakes, empty ledger, nothing committed."""

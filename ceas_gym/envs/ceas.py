@@ -142,6 +142,8 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
         protocol_class = CONSENSUS_PROTOCOLS.get(config.protocol)
         settings = dict(config.protocol_config.get(config.protocol, {}))
         self.protocol = protocol_class(self.num_nodes, self.instance.edges, settings)
+        if hasattr(self.protocol, "set_byzantine"):  # protocols with roles (committees) need to know who cheats
+            self.protocol.set_byzantine(self.instance.byzantine)
         self.training = DistributedTraining(config.learning, self.instance.node_hardware, self.instance.byzantine)
         self.lifetime_bins = int(config.links.cutoff_max)
         self.dict_observation_space = self._build_observation_space()
@@ -165,7 +167,10 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
     # -------------------------------------------------------------------------------------------- spaces
     def _build_observation_space(self) -> spaces.Dict:
         links, nodes = self.num_links, self.num_nodes
-        demand_max = float(self.protocol.expected_demand(self.instance.edges, 0)[0].max() or 1.0)
+        if hasattr(self.protocol, "max_demand"):  # protocols whose demand moves between rounds declare a bound
+            demand_max = float(self.protocol.max_demand())
+        else:
+            demand_max = float(self.protocol.expected_demand(self.instance.edges, 0)[0].max())
         return spaces.Dict(
             {
                 **link_state_spaces(self.instance, self.lifetime_bins),
