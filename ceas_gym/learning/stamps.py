@@ -118,21 +118,24 @@ def shifted_state_derivatives(
     for layer in reversed(layers):  # loop over layers (L), not nodes
         suffix.append(suffix[-1] @ layer)
     phi = torch.stack(prefix, dim=1)  # (B, L + 1, M, D)
-    suffix_t = torch.stack(suffix[::-1], dim=1).transpose(-1, -2)[:, :, None]  # (B, L + 1, 1, D, D): T_l^T
+    suffix_t = torch.stack(suffix[::-1], dim=1).transpose(-1, -2)  # (B, L + 1, D, D): T_l^T
     basis = torch.arange(dimension, device=circuit.device)
     masks = 2 ** (n - 1 - torch.arange(n, device=circuit.device))  # (n,)
     bits = (basis[None, :] & masks[:, None]) != 0  # (n, D): bit_q(c)
     flipped = (basis[None, :] ^ masks[:, None]).reshape(-1)  # (n * D,): c XOR 2^(n-1-q)
-    y_sign = (2.0 * bits - 1.0).to(circuit.real_dtype)  # (n, D)
-    z_sign = (1.0 - 2.0 * bits[:, torch.as_tensor(ring_source_rows(n), device=circuit.device)]).to(
-        circuit.real_dtype
-    )  # (n, D): s_q(src[c])
-    before = phi[:, :num_layers]  # phi_l, (B, L, M, D)
-    y_applied = before.index_select(-1, flipped).unflatten(-1, (n, dimension)).transpose(2, 3) * y_sign[:, None]
-    z_applied = phi[:, 1:, None] * (-1j * z_sign[:, None])  # (B, L, n, M, D): -i Z~_q phi_{l+1}
-    ry_states = y_applied @ suffix_t[:, :num_layers]  # (B, L, n, M, D)
-    rz_states = z_applied @ suffix_t[:, 1:]
-    derivatives = torch.stack([ry_states, rz_states], dim=3) / 2  # (B, L, n, 2, M, D)
+    complex_dtype = circuit.complex_dtype
+    y_sign = (2.0 * bits - 1.0).to(complex_dtype)  # (n, D)
+    z_phase = (-1j * (1.0 - 2.0 * bits[:, torch.as_tensor(ring_source_rows(n), device=circuit.device)])).to(
+        complex_dtype
+    )  # (n, D): -i s_q(src[c])
+    probes = phi.shape[2]
+    # Rows ordered (M, n) so each layer's states meet its suffix unitary in one plain batched matmul.
+    y_applied = phi[:, :num_layers].index_select(-1, flipped).unflatten(-1, (n, dimension)) * y_sign  # (B,L,M,n,D)
+    z_applied = phi[:, 1:, :, None, :] * z_phase  # (B, L, M, n, D): -i Z~_q phi_{l+1}
+    ry_states = y_applied.reshape(batch, num_layers, probes * n, dimension) @ suffix_t[:, :num_layers]
+    rz_states = z_applied.reshape(batch, num_layers, probes * n, dimension) @ suffix_t[:, 1:]
+    stacked = torch.stack([ry_states, rz_states], dim=-2).unflatten(2, (probes, n))  # (B, L, M, n, 2, D)
+    derivatives = stacked.permute(0, 1, 3, 4, 2, 5) / 2  # (B, L, n, 2, M, D)
     return phi[:, num_layers], derivatives.reshape(batch, num_layers * n * 2, *derivatives.shape[-2:])
 
 
