@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.base import Policy
-from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom
+from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom, UniformSplit
 from agents.ppo import PPOPolicy
 from ceas_gym.registry import Registry
 
@@ -30,6 +30,7 @@ POLICIES: Registry[PolicyFactory] = Registry("policy")
 POLICIES.add("eef", EarliestExpiringFirst)
 POLICIES.add("greedy", GreedyByDemand)
 POLICIES.add("random", UniformRandom)
+POLICIES.add("uniform", UniformSplit)
 
 
 def is_model_path(spec: str) -> bool:
