@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -26,7 +28,8 @@ from ceas_gym.network.topology import TOPOLOGIES
 from ceas_gym.plugins import PluginError, PluginWarning, load_plugins, resolve_env_id
 from ceas_gym.registry import UnknownNameError
 
-PLUGIN_ROOT = Path(__file__).parent / "plugin_example"
+PLUGIN_ROOT = Path(__file__).resolve().parent / "plugin_example"
+REPOSITORY = PLUGIN_ROOT.parents[1]
 ENV_ID = "ceas_plugin_example/EntanglementScheduling-Lite-Line-v0"
 PLUGIN_MODULES = ("ceas_plugin_example", "ceas_plugin_broken", "modonly_plugin")
 
@@ -208,3 +211,25 @@ def test_resolve_env_id_reports_bad_module_and_unregistered_id(example_on_path: 
         resolve_env_id("ceas_plugin_example:ceas_plugin_example/Nothing-v0")
     with pytest.raises(UnknownNameError, match="non-empty"):
         resolve_env_id("")
+
+
+def _python(code: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(REPOSITORY)])}
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, env=environment, check=False
+    )
+
+
+def test_import_ceas_gym_loads_plugins_and_only_warns_about_broken_ones() -> None:
+    result = _python(
+        f"import gymnasium as gym, ceas_gym; print({ENV_ID!r} in gym.registry)", PLUGIN_ROOT, PLUGIN_ROOT / "broken"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert "PluginWarning" in result.stderr and "ceas_plugin_broken:register" in result.stderr
+
+
+def test_import_ceas_gym_without_plugins_stays_free_of_torch() -> None:
+    result = _python("import sys, ceas_gym; print('torch' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
