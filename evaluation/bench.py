@@ -37,7 +37,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import ceas_gym
+from ceas_gym.config import ConfigError
+from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.throughput import measure_steps_per_second
 from training.run_folder import versions_record
 
@@ -234,14 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_env_ids(parser: argparse.ArgumentParser, env_ids: Sequence[str]) -> None:
-    """Exit 2 on an unregistered env id, naming the closest registered one."""
-    import difflib
-
+    """Exit 2 on an unregistered env id (``"EnvId"`` or ``"module:EnvId"``), naming the closest registered ones."""
     for env_id in env_ids:
-        if env_id not in gym.registry:
-            close = difflib.get_close_matches(env_id, ceas_gym.registered_ids(), n=1, cutoff=0.4)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            parser.error(f"unknown environment id {env_id!r}{hint}")
+        try:
+            resolve_env_id(env_id)
+        except (ConfigError, PluginError) as error:
+            parser.error(str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,11 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-import ceas_gym
 from agents.registry import POLICIES, is_model_path
+from ceas_gym.config import ConfigError
+from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.plots import plot_bars, plot_over_rounds, unique_in_order
 from evaluation.runner import EpisodeResult, make_tasks, run_tasks
 from evaluation.statistics import mean_ci95
@@ -95,12 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit 2 on an unknown env id, an unknown policy name or a missing model file."""
-    known = ceas_gym.registered_ids()
     for env_id in args.env:
-        if env_id not in gym.registry:
-            close = difflib.get_close_matches(env_id, known, n=1, cutoff=0.4)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            parser.error(f"unknown environment id {env_id!r}{hint}")
+        try:
+            resolve_env_id(env_id)  # plug-ins and "module:EnvId" ids
+        except (ConfigError, PluginError) as error:
+            parser.error(str(error))
     for spec in args.policies:
         if is_model_path(spec):
             if not Path(spec).is_file():

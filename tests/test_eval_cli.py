@@ -135,7 +135,7 @@ def test_registry_builds_baselines_and_lists_names() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--env", "ceas_gym/EntanglementScheduling-Lite-Tiny-v1"], f"did you mean {TINY!r}"),
+        (["--env", "ceas_gym/EntanglementScheduling-Lite-Tiny-v1"], f"Did you mean {TINY!r}"),
         (["--env", TINY, "--policies", "missing/model.zip"], "model file 'missing/model.zip' does not exist"),
         (["--env", TINY, "--policies", "eeff"], "did you mean 'eef'"),
         (["--env", TINY, "--seeds", "3-1"], "empty range"),

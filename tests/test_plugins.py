@@ -233,3 +233,27 @@ def test_import_ceas_gym_without_plugins_stays_free_of_torch() -> None:
     result = _python("import sys, ceas_gym; print('torch' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "bench"])
+def test_every_command_accepts_module_colon_env_ids(command, tmp_path, capsys):
+    """``module:EnvId`` passes each CLI's id check (the module is imported), and a bad module is a clear error."""
+    from evaluation import bench, cli
+    from training import train
+
+    good = "ceas_gym.envs.registration:ceas_gym/EntanglementScheduling-Lite-Tiny-v0"
+    bad = "no_such_plugin_module:Foo-v0"
+    parsers = {"train": train.build_parser, "eval": cli.build_parser, "bench": bench.build_parser}
+    parser = parsers[command]()
+    check = {"train": train.check_env_id, "eval": None, "bench": lambda p, e: bench.check_env_ids(p, [e])}[command]
+    if command == "eval":
+        args = parser.parse_args(["--env", good, "--policies", "eef", "--out", str(tmp_path)])
+        cli.check_arguments(parser, args)
+        args.env = [bad]
+        with pytest.raises(SystemExit):
+            cli.check_arguments(parser, args)
+    else:
+        check(parser, good)
+        with pytest.raises(SystemExit):
+            check(parser, bad)
+    assert "no_such_plugin_module" in capsys.readouterr().err

@@ -31,7 +31,6 @@ folder), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import sys
 from collections.abc import Sequence
@@ -42,7 +41,8 @@ import gymnasium as gym
 import yaml
 from gymnasium import spaces
 
-import ceas_gym
+from ceas_gym.config import ConfigError
+from ceas_gym.plugins import PluginError, resolve_env_id
 from training import hyperparams as hp
 from training.callbacks import (
     CheckpointCallback,
@@ -95,16 +95,13 @@ def set_torch_threads(threads: int) -> None:
 
 
 def check_env_id(parser: argparse.ArgumentParser, env_id: str | None) -> str:
-    """Exit 2 unless ``env_id`` is registered; suggest the closest registered id."""
+    """Exit 2 unless ``env_id`` (``"EnvId"`` or ``"module:EnvId"``) is registered; suggest the closest ids."""
     if not env_id:
         parser.error("--env is required (or --resume RUN)")
-    if env_id not in gym.registry:
-        known = list(ceas_gym.registered_ids()) + [
-            name for name in gym.registry if name not in ceas_gym.registered_ids()
-        ]
-        close = difflib.get_close_matches(env_id, known, n=1, cutoff=0.4)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        parser.error(f"unknown environment id {env_id!r}{hint}")
+    try:
+        resolve_env_id(env_id)  # plug-ins and "module:EnvId" ids; gym.make imports the module again in workers
+    except (ConfigError, PluginError) as error:
+        parser.error(str(error))
     return env_id
 
 
@@ -148,8 +145,6 @@ def make_training_envs(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str
 
 def make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` after importing ``ceas_gym``, so it works in fresh (forkserver/spawn) worker processes."""
-    import ceas_gym  # noqa: F401
-
     return gym.make(env_id, **kwargs)
 
 

@@ -14,6 +14,8 @@ NAMESPACE = "ceas_gym"
 
 LITE = "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv"
 CEAS = "ceas_gym.envs.ceas:EntanglementSchedulingEnv"
+UNITARY = "ceas_gym.envs.partition_unitary:UnitaryPartitionEnv"
+CIRCUIT = "ceas_gym.envs.partition_circuit:CircuitPartitionEnv"
 
 
 # (id, entry point, max_episode_steps, kwargs); max_episode_steps is each preset's episode length.
@@ -24,6 +26,10 @@ ENVIRONMENTS: list[tuple[str, str, int, dict[str, Any]]] = [
     (f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0", LITE, 300, {"preset": "paper"}),
     (f"{NAMESPACE}/EntanglementScheduling-v0", CEAS, 300, {"preset": "paper"}),
     (f"{NAMESPACE}/EntanglementScheduling-Small-v0", CEAS, 100, {"preset": "small"}),
+    (f"{NAMESPACE}/UnitaryPartition-v0", UNITARY, 600, {"preset": "paper"}),
+    (f"{NAMESPACE}/UnitaryPartition-Small-v0", UNITARY, 240, {"preset": "small"}),
+    (f"{NAMESPACE}/CircuitPartition-v0", CIRCUIT, 500, {"preset": "paper"}),
+    (f"{NAMESPACE}/CircuitPartition-Small-v0", CIRCUIT, 240, {"preset": "small"}),
     (f"{NAMESPACE}/RepeaterChain-v0", "ceas_gym.envs.repeater_chain:RepeaterChainEnv", 1000, {}),
 ]
 # fmt: on
