@@ -294,8 +294,9 @@ class BatchedCircuit:
 
     def stacked_unitary(self, params: torch.Tensor) -> torch.Tensor:
         """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout)."""
-        unitary = self.unitary(params)
-        return torch.cat([unitary.real, unitary.imag], dim=-2)
+        unitary = self.unitary(params)  # (B, D, D) complex
+        pairs = torch.view_as_real(unitary).movedim(-1, -3)  # (B, 2, D, D): real part, then imaginary part
+        return pairs.reshape(*unitary.shape[:-2], 2 * unitary.shape[-2], unitary.shape[-1])
 
     def encode_real(self, features: torch.Tensor) -> torch.Tensor:
         """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""
