@@ -51,6 +51,8 @@ class DistributedTraining:
 
     def __init__(self, config: LearningConfig, node_hardware: tuple[str, ...], byzantine: np.ndarray) -> None:
         self.config = config
+        if config.torch_threads is not None and torch.get_num_threads() != config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("LearningConfig.device = 'cuda' but no CUDA device is available; use 'cpu'")
