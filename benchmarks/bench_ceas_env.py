@@ -5,7 +5,8 @@ blocks of ``--steps`` steps (episodes that end are reset with the next seed, ins
 wall-clock steps/s of every block and their median, process-CPU steps/s (``time.process_time``, less sensitive to
 other processes loading the machine), and the load average (``/proc/loadavg``) before and after.
 
-``--threads`` sets ``torch.set_num_threads`` for this process (default 1). The environment's tensors are small
+``--threads`` is passed to the environment as ``learning.torch_threads`` (default 1), which sets
+``torch.set_num_threads`` process-wide when the environment is built. The environment's tensors are small
 (50 nodes x 32 samples x 16 amplitudes), so intra-op parallelism only adds synchronisation, and under a loaded
 machine a spinning second thread can slow a step down many times over.
 
@@ -36,7 +37,7 @@ def load_average() -> list[float]:
         return []
 
 
-def measure_preset(preset: str, steps: int, repeats: int, warmup: int, seed: int) -> dict[str, Any]:
+def measure_preset(preset: str, steps: int, repeats: int, warmup: int, seed: int, threads: int) -> dict[str, Any]:
     """Time ``repeats`` blocks of ``steps`` EEF-driven steps of one preset.
 
     Args:
@@ -45,11 +46,12 @@ def measure_preset(preset: str, steps: int, repeats: int, warmup: int, seed: int
         repeats: Timed blocks.
         warmup: Untimed steps before the first block.
         seed: Seed of the first reset (later resets use ``seed + 1``, ``seed + 2``, ...).
+        threads: Torch intra-op threads (the environment's ``learning.torch_threads``).
 
     Returns:
         A JSON-ready record with per-block wall and CPU steps/s and their medians (steps per second).
     """
-    env = EntanglementSchedulingEnv(preset=preset)
+    env = EntanglementSchedulingEnv(preset=preset, learning={"torch_threads": threads})
     policy = EarliestExpiringFirst(env)
     episode_seed = seed
     observation, info = env.reset(seed=episode_seed)
@@ -81,6 +83,7 @@ def measure_preset(preset: str, steps: int, repeats: int, warmup: int, seed: int
         "steps_per_block": steps,
         "repeats": repeats,
         "warmup_steps": warmup,
+        "torch_threads": torch.get_num_threads(),
         "resets": resets,
         "wall_steps_per_second": wall,
         "cpu_steps_per_second": cpu,
@@ -99,13 +102,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per preset (median reported)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first reset")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for this process")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (learning.torch_threads)")
     parser.add_argument("--out", type=Path, default=None, help="write JSON here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     results = []
     for preset in args.presets:
-        record = measure_preset(preset, args.steps, args.repeats, args.warmup, args.seed)
+        record = measure_preset(preset, args.steps, args.repeats, args.warmup, args.seed, args.threads)
         results.append(record)
         print(
             f"{preset:6s} N={record['num_nodes']:3d} E={record['num_links']:3d}  "
