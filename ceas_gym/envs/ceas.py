@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ceas_gym.config import ConfigError, replace
 from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusRoundResult
-from ceas_gym.envs.actions import decode_schedule, schedule_action_space
+from ceas_gym.envs.base import SchedulingEnv
 from ceas_gym.envs.ceas_config import CEAS_PRESETS, CEASEnvConfig
 from ceas_gym.envs.distributed_training import DistributedTraining
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.envs.observation import box, link_state, link_state_spaces
-from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 
 INFO_METRICS = (
     "accuracy",
@@ -35,7 +32,7 @@ INFO_METRICS = (
 """Scalar info keys every CEAS environment reports each step (also logged by the training tools)."""
 
 
-class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
+class EntanglementSchedulingEnv(SchedulingEnv):
     """Schedule entanglement for a quantum network that trains one classifier under Byzantine attack.
 
     ## Description
@@ -113,7 +110,7 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+    presets = CEAS_PRESETS
 
     def __init__(
         self,
@@ -122,11 +119,8 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
         config: CEASEnvConfig | None = None,
         **overrides: Any,
     ) -> None:
-        base = config if config is not None else CEAS_PRESETS.get(preset)
-        self.config: CEASEnvConfig = replace(base, **overrides) if overrides else base
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode = {render_mode!r} is not allowed; choose one of None, 'ansi', 'rgb_array'")
-        self.render_mode = render_mode
+        self._configure(preset, render_mode, config, overrides)
+        self.config: CEASEnvConfig
         config = self.config
         roles = config.roles
         generator = InstanceGenerator(
@@ -146,13 +140,7 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
             self.protocol.set_byzantine(self.instance.byzantine)
         self.training = DistributedTraining(config.learning, self.instance.node_hardware, self.instance.byzantine)
         self.lifetime_bins = int(config.links.cutoff_max)
-        self.dict_observation_space = self._build_observation_space()
-        self.observation_space = (
-            spaces.flatten_space(self.dict_observation_space)
-            if config.flatten_observation
-            else self.dict_observation_space
-        )
-        self.action_space = schedule_action_space(self.num_links, config.serving_order)
+        self._set_spaces(self._build_observation_space())
         self.round_index = 0
         self._reset_trackers()
 
@@ -200,18 +188,7 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
             "accuracy": np.array([self._accuracy], dtype=np.float32),
             "loss": np.array([min(self._loss, 10.0)], dtype=np.float32),
         }
-        if self.config.flatten_observation:
-            return spaces.flatten(self.dict_observation_space, observation)
-        return observation
-
-    # ------------------------------------------------------------------------------------------- actions
-    def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
-
-        See :func:`ceas_gym.envs.actions.decode_schedule` for the rules and errors.
-        """
-        config = self.config
-        return decode_schedule(action, self.num_links, config.budget, config.serving_order, config.invalid_action)
+        return self._emit(observation)
 
     # ---------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -295,15 +272,12 @@ class EntanglementSchedulingEnv(gym.Env[Any, np.ndarray]):
             "committed": bool(result.committed) if result is not None else False,
         }
 
-    # --------------------------------------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        """``"ansi"``: a table of links plus accuracy and quarantine; ``"rgb_array"``: the network drawing."""
-        if self.render_mode == "ansi":
-            header = (
-                f"accuracy {self._accuracy:.3f}  loss {self._loss:.3f}  active {int(self.protocol.active.sum())}/"
-                f"{self.num_nodes}  quarantined {np.flatnonzero(~self.protocol.active).tolist()}\n"
-            )
-            return header + render_ansi(self.instance, self.layer, self.round_index)
-        if self.render_mode == "rgb_array":
-            return render_rgb_array(self.instance, self.layer, self.round_index)
-        return None
+    def _render_header(self) -> str:
+        quarantined = np.flatnonzero(~self.protocol.active).tolist()
+        return (
+            f"accuracy {self._accuracy:.3f}  loss {self._loss:.3f}  active {int(self.protocol.active.sum())}/"
+            f"{self.num_nodes}  quarantined {quarantined}\n"
+        )
+
+    def _render_round(self) -> int:
+        return self.round_index

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ceas_gym.config import ConfigError, replace
-from ceas_gym.envs.actions import decode_schedule, schedule_action_space
+from ceas_gym.envs.base import SchedulingEnv
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.link_layer import LinkLayer, RoundStats
 from ceas_gym.envs.lite_config import LITE_PRESETS, LiteConfig
 from ceas_gym.envs.observation import box, link_state, link_state_spaces
-from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 from ceas_gym.network.demand import StochasticDemand
 
 
-class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
+class EntanglementSchedulingLiteEnv(SchedulingEnv):
     """Schedule Bell-pair generation over a quantum network so stochastic consensus requests are served in time.
 
     ## Description
@@ -97,7 +94,7 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
+    presets = LITE_PRESETS
 
     def __init__(
         self,
@@ -106,24 +103,15 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
         config: LiteConfig | None = None,
         **overrides: Any,
     ) -> None:
-        base = config if config is not None else LITE_PRESETS.get(preset)
-        self.config: LiteConfig = replace(base, **overrides) if overrides else base
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode = {render_mode!r} is not allowed; choose one of None, 'ansi', 'rgb_array'")
-        self.render_mode = render_mode
+        self._configure(preset, render_mode, config, overrides)
+        self.config: LiteConfig
         generator = InstanceGenerator(self.config.topology, self.config.links)
         self.instance: SchedulingInstance = generator(np.random.default_rng(self.config.instance_seed))
         self.layer = LinkLayer(self.instance, self.config.queue_capacity, self.config.links.fidelity_floor)
         self.demand = StochasticDemand(self.config.demand)
         self.num_links = self.instance.num_links
         self.lifetime_bins = int(self.config.links.cutoff_max)
-        self.dict_observation_space = self._build_observation_space()
-        self.observation_space = (
-            spaces.flatten_space(self.dict_observation_space)
-            if self.config.flatten_observation
-            else self.dict_observation_space
-        )
-        self.action_space = schedule_action_space(self.num_links, self.config.serving_order)
+        self._set_spaces(self._build_observation_space())
         self.round_index = 0
         self._totals = self._zero_totals()
         self._last_stats: RoundStats | None = None
@@ -152,18 +140,7 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
             "demand_deadline": queue.earliest_deadline(self.config.demand.deadline_max + 1).astype(np.float32),
             "round": np.array([self.round_index / self.config.max_rounds], dtype=np.float32),
         }
-        if self.config.flatten_observation:
-            return spaces.flatten(self.dict_observation_space, observation)
-        return observation
-
-    # ------------------------------------------------------------------------------------------- actions
-    def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
-
-        See :func:`ceas_gym.envs.actions.decode_schedule` for the rules and errors.
-        """
-        config = self.config
-        return decode_schedule(action, self.num_links, config.budget, config.serving_order, config.invalid_action)
+        return self._emit(observation)
 
     # ---------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -243,11 +220,5 @@ class EntanglementSchedulingLiteEnv(gym.Env[Any, np.ndarray]):
             "requests_missed_total": missed_total,
         }
 
-    # --------------------------------------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        """Render per ``render_mode``: ``"ansi"`` a table of links, ``"rgb_array"`` a drawing of the network."""
-        if self.render_mode == "ansi":
-            return render_ansi(self.instance, self.layer, self.round_index)
-        if self.render_mode == "rgb_array":
-            return render_rgb_array(self.instance, self.layer, self.round_index)
-        return None
+    def _render_round(self) -> int:
+        return self.round_index

@@ -43,18 +43,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from ceas_gym.config import ConfigError, replace
+from ceas_gym.config import ConfigError
+from ceas_gym.envs.base import SchedulingEnv
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
-from ceas_gym.envs.link_layer import LinkLayer, split_budget
+from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.envs.observation import box, link_state, link_state_spaces
 from ceas_gym.envs.partition_config import UNITARY_PRESETS, PartitionEnvConfig
-from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.data import make_gaussian_data
 from ceas_gym.learning.distributed_circuit import (
@@ -65,7 +64,6 @@ from ceas_gym.learning.distributed_circuit import (
     layer_blocks,
 )
 from ceas_gym.learning.transport import depolarising_strength
-from ceas_gym.registry import Registry
 
 PARTITION_INFO_METRICS = (
     "accuracy",
@@ -93,15 +91,14 @@ def link_index(instance: SchedulingInstance, pairs: np.ndarray, field: str) -> n
     return result
 
 
-class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
+class PartitionSchedulingEnv(SchedulingEnv):
     """Shared machinery of the partition environments (see the module docstring); subclasses set the scheme.
 
     Subclasses implement :meth:`_schedule` (the demand table and used links) and :meth:`_forward` (the forward
     pass of the pass just completed, given the pairs served at each slot).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012
-    presets: Registry[PartitionEnvConfig] = UNITARY_PRESETS
+    presets = UNITARY_PRESETS
 
     def __init__(
         self,
@@ -110,11 +107,8 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
         config: PartitionEnvConfig | None = None,
         **overrides: Any,
     ) -> None:
-        base = config if config is not None else self.presets.get(preset)
-        self.config: PartitionEnvConfig = replace(base, **overrides) if overrides else base
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode = {render_mode!r} is not allowed; choose one of None, 'ansi', 'rgb_array'")
-        self.render_mode = render_mode
+        self._configure(preset, render_mode, config, overrides)
+        self.config: PartitionEnvConfig
         config = self.config
         self.instance: SchedulingInstance = InstanceGenerator(config.topology, config.links)(
             np.random.default_rng(config.instance_seed)
@@ -138,14 +132,7 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
         self.slots_per_pass = self.demand_table.shape[0]
         self.max_steps = config.max_passes * self.slots_per_pass
         self.lifetime_bins = int(config.links.cutoff_max)
-        self.dict_observation_space = self._build_observation_space()
-        self.observation_space = (
-            spaces.flatten_space(self.dict_observation_space)
-            if config.flatten_observation
-            else self.dict_observation_space
-        )
-        width = self.num_links + 1 + (self.num_links if config.serving_order == "agent" else 0)
-        self.action_space = spaces.Box(0.0, 1.0, shape=(width,), dtype=np.float32)
+        self._set_spaces(self._build_observation_space())
         self.step_index = 0
         self._reset_trackers()
 
@@ -223,35 +210,7 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
             "accuracy": np.array([self._accuracy], dtype=np.float32),
             "loss": np.array([min(self._loss, 10.0)], dtype=np.float32),
         }
-        if self.config.flatten_observation:
-            return spaces.flatten(self.dict_observation_space, observation)
-        return observation
-
-    # ------------------------------------------------------------------------------------------- actions
-    def decode_action(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
-
-        Same layout and rules as the CEAS environment: ``E`` link weights and one "unspent" weight split the slot
-        budget by largest remainder, then (``serving_order="agent"``) ``E`` entries, ``> 0.5`` = freshest first.
-
-        Raises:
-            ValueError: On a wrong shape, a non-finite entry, or (``invalid_action="raise"``) an entry outside [0, 1].
-        """
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"action: expected shape {self.action_space.shape}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError("action: every entry must be finite (got NaN or inf)")
-        if self.config.invalid_action == "raise" and (np.any(action < 0.0) or np.any(action > 1.0)):
-            raise ValueError("action: entries must lie in [0, 1] (invalid_action='raise')")
-        action = np.clip(action, 0.0, 1.0)
-        links = self.num_links
-        attempts = split_budget(action[: links + 1], self.config.budget)
-        if self.config.serving_order == "agent":
-            freshest = action[links + 1 :] > 0.5
-        else:
-            freshest = np.full(links, self.config.serving_order == "freshest-first")
-        return attempts, freshest
+        return self._emit(observation)
 
     # ---------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -367,18 +326,14 @@ class PartitionSchedulingEnv(gym.Env[Any, np.ndarray]):
             "mean_delivered_fidelity": 0.0,
         }
 
-    # --------------------------------------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        """``"ansi"``: accuracy and pass position plus the link table; ``"rgb_array"``: the network drawing."""
-        if self.render_mode == "ansi":
-            header = (
-                f"pass {self._passes}  slot {self.slot}/{self.slots_per_pass}  accuracy {self._accuracy:.3f}  "
-                f"loss {self._loss:.3f}  commits {self._commits}\n"
-            )
-            return header + render_ansi(self.instance, self.layer, self.step_index)
-        if self.render_mode == "rgb_array":
-            return render_rgb_array(self.instance, self.layer, self.step_index)
-        return None
+    def _render_header(self) -> str:
+        return (
+            f"pass {self._passes}  slot {self.slot}/{self.slots_per_pass}  accuracy {self._accuracy:.3f}  "
+            f"loss {self._loss:.3f}  commits {self._commits}\n"
+        )
+
+    def _render_round(self) -> int:
+        return self.step_index
 
 
 class UnitaryPartitionEnv(PartitionSchedulingEnv):
