@@ -140,13 +140,18 @@ LITE_PRESETS: Registry[LiteConfig] = Registry("Lite preset")
 
 LITE_PRESETS.add(
     "tiny",
+    # Small enough for the exact finite-horizon solver (agents/exact_lite.py): 3 links, one memory slot and one
+    # queue slot per link, tau_c = 2 rounds, one-pair requests due within 1-2 rounds, fixed oldest-first serving.
+    # Per link: stored pair {none, age 1} x queue {empty, deadline 1, deadline 2} -> at most 6^3 = 216 states,
+    # and 10 integer splits of the budget of 2 attempts over 3 links plus "unspent".
     LiteConfig(
         topology=TopologyConfig(kind="ring", num_nodes=3, params={"length_km": 10.0}),
-        links=LinkConfig(capacity=2, cutoff_min=2, cutoff_max=3),
+        links=LinkConfig(capacity=1, cutoff_min=2, cutoff_max=2),
         demand=StochasticDemandConfig(rate=0.3, pairs_min=1, pairs_max=1, deadline_min=1, deadline_max=2),
         budget=2,
         max_rounds=30,
-        queue_capacity=2,
+        queue_capacity=1,
+        serving_order="oldest-first",
     ),
 )
 LITE_PRESETS.add(
