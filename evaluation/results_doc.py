@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluation import bench, cli
+from evaluation import bench, cli, paper_fig4
 from training.run_folder import versions_record
 
 
@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bench-n-envs", nargs="+", type=int, default=[4])
     parser.add_argument("--ppo-timesteps", type=int, default=8192, help="timesteps of the PPO time-split benchmark")
     parser.add_argument("--skip-bench", action="store_true", help="leave the benchmarks out")
+    parser.add_argument(
+        "--paper-fig4-seeds",
+        type=int,
+        default=0,
+        help="also run the CEAS Fig. 4 comparison on the paper environment with this many seeds (0: skip)",
+    )
     return parser
 
 
@@ -84,6 +90,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for plot in sorted(assets.glob("*.png")):
         lines.append(f"![{plot.stem}]({relative(plot, page)})")
     lines.append("")
+    if args.paper_fig4_seeds:
+        fig4 = assets / "paper_fig4"
+        status = paper_fig4.main(
+            ["--seeds", str(args.paper_fig4_seeds), "--workers", str(args.workers), "--out", str(fig4), "--no-progress"]
+        )
+        if status:
+            return status
+        lines += [
+            "## The CEAS paper's experiment (Fig. 4)",
+            "",
+            f"`{paper_fig4.ENV_ID}`: CEAS with EEF scheduling against random participant selection with an "
+            f"entanglement-oblivious scheduler, seeds 0-{args.paper_fig4_seeds - 1}, 300 rounds each "
+            "(`python -m evaluation.paper_fig4`).",
+            "",
+            (fig4 / "summary.md").read_text(encoding="utf-8"),
+            f"![paper_fig4]({relative(fig4 / 'accuracy.png', page)})",
+            "",
+        ]
     if not args.skip_bench:
         env_json, ppo_json = assets / "bench_env.json", assets / "bench_ppo.json"
         bench_argv = ["env", "--env", *args.env, "--duration", str(args.bench_duration), "--out", str(env_json)]
