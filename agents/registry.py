@@ -21,6 +21,7 @@ import gymnasium as gym
 
 from agents.base import Policy
 from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom, UniformSplit
+from agents.exact_lite import ExactLitePolicy
 from agents.ppo import PPOPolicy
 from ceas_gym.registry import Registry
 
@@ -31,6 +32,7 @@ POLICIES.add("eef", EarliestExpiringFirst)
 POLICIES.add("greedy", GreedyByDemand)
 POLICIES.add("random", UniformRandom)
 POLICIES.add("uniform", UniformSplit)
+POLICIES.add("exact-optimal", ExactLitePolicy)  # small Lite instances (the tiny preset): solved exactly
 
 
 def is_model_path(spec: str) -> bool:
