@@ -55,3 +55,29 @@ def test_closed_form_hand_value_and_seeded_reproducibility():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="updates must be"):
         transmit(updates, torch.ones(2), torch.Generator())
+
+
+def test_unbiased_receiver_undoes_the_shrinkage_in_expectation():
+    """E[W''] = W and E||W'' - W||^2 = (p / (1 - p))^2 ||W||^2 for the unbiased receiver (Monte Carlo)."""
+    generator = torch.Generator().manual_seed(5)
+    row = torch.linspace(-1.0, 2.0, 16, dtype=torch.float64)
+    draws = 20_000
+    updates = row.expand(draws, -1).clone()
+    fidelity = torch.full((draws,), 0.85, dtype=torch.float64)
+    received = transmit(updates, fidelity, generator, receiver="unbiased")
+    p = float(depolarising_strength(torch.tensor(0.85)))
+    mean = received.mean(0)
+    # Per coordinate the noise std is p/(1-p) * rms(W); the mean of `draws` samples has std that / sqrt(draws).
+    rms = float(row.norm() / 4.0)
+    tolerance = 5 * (p / (1 - p)) * rms / draws**0.5
+    assert torch.all((mean - row).abs() < tolerance)
+    error = (received - updates).square().sum(-1).mean()
+    expected = (p / (1 - p)) ** 2 * float(row.square().sum())
+    assert float(error) == pytest.approx(expected, rel=0.03)
+    raw = transmit(updates, fidelity, torch.Generator().manual_seed(5))
+    assert torch.allclose(raw.mean(0), (1 - p) * row, atol=tolerance * (1 - p))
+
+
+def test_unknown_receiver_is_rejected():
+    with pytest.raises(ValueError, match="receiver = 'smart'"):
+        transmit(torch.ones(2, 3), torch.ones(2), torch.Generator(), receiver="smart")

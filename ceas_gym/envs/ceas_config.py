@@ -67,6 +67,11 @@ class LearningConfig:
             node's circuit changes slowly with its parameters and costs 2nL + 1 circuit simulations per node, so it
             is refreshed on this cadence; the channel and Bell-pair factors of the stamp update every round.
         transport_noise: Perturb gossip messages according to the fidelity of the pairs they used.
+        transport_receiver: ``"unbiased"`` (default) rescales a perturbed message by ``1 / (1 - p)`` using the
+            pair's known fidelity, so messages arrive noisy but centred; ``"raw"`` uses it as it arrives, shrunk by
+            ``1 - p`` on average, which pulls gossiping models toward zero: with it, more exchanges lowered accuracy
+            (Small env, EEF 0.790 vs uniform split 0.818 over 6 seeds; unbiased: 0.843 vs 0.832)
+            (:func:`ceas_gym.learning.transport.transmit`).
         device: Torch device of the learning layer (``"cpu"`` or ``"cuda"``).
         torch_threads: Torch intra-op CPU threads to use, set (process-wide, with ``torch.set_num_threads``) when
             the environment is built; ``None`` leaves torch's setting alone. The default 1 is fastest for these
@@ -88,6 +93,7 @@ class LearningConfig:
     qfi_probe_samples: int = 2
     qfi_every: int = 4
     transport_noise: bool = True
+    transport_receiver: Literal["raw", "unbiased"] = "unbiased"
     device: str = "cpu"
     torch_threads: int | None = 1
 
@@ -98,6 +104,7 @@ class LearningConfig:
                 f"circuit.num_qubits = {self.circuit.num_qubits} (one angle-encoded feature per qubit)"
             )
         check_choice("LearningConfig.attack_target", self.attack_target, ("weights", "update"))
+        check_choice("LearningConfig.transport_receiver", self.transport_receiver, ("raw", "unbiased"))
         check_int("LearningConfig.probe_samples", self.probe_samples, 1)
         check_int("LearningConfig.qfi_probe_samples", self.qfi_probe_samples, 1)
         check_int("LearningConfig.qfi_every", self.qfi_every, 1)

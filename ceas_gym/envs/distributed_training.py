@@ -129,7 +129,8 @@ class DistributedTraining:
         """Transport noise of gossip messages over pairs of the given fidelity (identity when disabled)."""
         if not self.config.transport_noise:
             return messages
-        return transmit(messages, torch.as_tensor(fidelity, dtype=messages.dtype), self.generator)
+        fidelity = torch.as_tensor(fidelity, dtype=messages.dtype)
+        return transmit(messages, fidelity, self.generator, self.config.transport_receiver)
 
     def predict(self, rows: torch.Tensor) -> torch.Tensor:
         """Probe-set probabilities of class 1 for parameter rows ``(K, P) -> (K, S)`` (ideal circuit).

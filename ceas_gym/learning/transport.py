@@ -15,6 +15,12 @@ Consequences, used by the tests: ``F = 1`` leaves ``W`` unchanged, and the expec
 
 which decreases monotonically as ``F`` rises. All messages are processed in one vectorised call; randomness
 comes from a passed, seeded ``torch.Generator``.
+
+Receivers. The ``"raw"`` receiver uses ``W'`` as it arrives, so a received message is biased toward zero by the
+factor ``1 - p``. A receiver that knows the pair's fidelity (the stamp protocol tells it) can undo the shrinkage,
+as error mitigation rescales a depolarised expectation value: the ``"unbiased"`` receiver returns
+``W'' = W' / (1 - p)`` for ``p < 1`` (``E[W''] = W``, ``E ||W'' - W||^2 = (p / (1 - p))^2 ||W||^2``) and ``W'``
+where ``p = 1`` (nothing is left to decode).
 """
 
 from __future__ import annotations
@@ -36,17 +42,25 @@ def depolarising_strength(fidelity: torch.Tensor) -> torch.Tensor:
     return (4 * (1 - fidelity) / 3).clamp(0.0, 1.0)
 
 
-def transmit(updates: torch.Tensor, fidelity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+RECEIVERS = ("raw", "unbiased")
+
+
+def transmit(
+    updates: torch.Tensor, fidelity: torch.Tensor, generator: torch.Generator, receiver: str = "raw"
+) -> torch.Tensor:
     """Return updates as received after travelling over pairs of the given fidelity.
 
     Args:
         updates: ``(B, P)`` one message per row.
         fidelity: ``(B,)`` Werner fidelity of the pair each message used.
         generator: Seeded source of the Gaussian noise (on the updates' device).
+        receiver: ``"raw"`` (use the message as it arrives) or ``"unbiased"`` (divide by ``1 - p`` where ``p < 1``).
 
     Returns:
-        ``(B, P)`` received messages, ``(1 - p) W + p rms(W) xi``.
+        ``(B, P)`` received messages, ``(1 - p) W + p rms(W) xi`` (raw) or that divided by ``1 - p`` (unbiased).
     """
+    if receiver not in RECEIVERS:
+        raise ValueError(f"receiver = {receiver!r} is not allowed; choose one of {', '.join(map(repr, RECEIVERS))}")
     if updates.dim() != 2 or torch.as_tensor(fidelity).shape != updates.shape[:1]:
         raise ValueError(
             f"updates must be (B, P) and fidelity (B,); got {tuple(updates.shape)} and "
@@ -55,7 +69,11 @@ def transmit(updates: torch.Tensor, fidelity: torch.Tensor, generator: torch.Gen
     strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)[:, None]
     rms = torch.linalg.vector_norm(updates, dim=-1, keepdim=True) / math.sqrt(updates.shape[-1])
     noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
-    return torch.lerp(updates, rms * noise, strength)  # (1 - p) W + p rms xi
+    received = torch.lerp(updates, rms * noise, strength)  # (1 - p) W + p rms xi
+    if receiver == "raw":
+        return received
+    keep = 1 - strength
+    return torch.where(keep > 0, received / keep.clamp_min(torch.finfo(updates.dtype).tiny), received)
 
 
 def expected_squared_error(updates: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
