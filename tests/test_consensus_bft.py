@@ -69,7 +69,10 @@ def fill(monitor, per_round, rounds):
 
 
 def test_noisy_honest_low_fidelity_node_is_not_quarantined_but_same_divergence_at_full_fidelity_is():
-    monitor = BFTMonitor(BFTConfig(threshold_base=0.6, threshold_slope=2.0, min_active=1), num_nodes=3)
+    # The fixed threshold form (relative scale off): Theta(F) = theta0 (1 + kappa (1 - F)).
+    monitor = BFTMonitor(
+        BFTConfig(threshold_base=0.6, threshold_slope=2.0, min_active=1, relative_factor=0.0), num_nodes=3
+    )
     fill(monitor, [1.0 / 6, 1.0 / 6, 0.01], rounds=6)  # rolling sums 1.0, 1.0, 0.06 nats
     outcome = monitor.checkpoint(fidelity=np.array([0.5, 1.0, 1.0]))
     # Theta(0.5) = 0.6 * (1 + 2 * 0.5) = 1.2 > 1.0 > Theta(1) = 0.6.
@@ -87,7 +90,9 @@ def test_rolling_window_keeps_only_the_last_w_rounds():
 
 
 def test_partial_window_scales_threshold():
-    monitor = BFTMonitor(BFTConfig(threshold_base=0.6, threshold_slope=0.0, rolling_window=6), num_nodes=1)
+    monitor = BFTMonitor(
+        BFTConfig(threshold_base=0.6, threshold_slope=0.0, rolling_window=6, relative_factor=0.0), num_nodes=1
+    )
     fill(monitor, [0.1], rounds=2)
     assert monitor.threshold(np.array([1.0]))[0] == pytest.approx(0.6 * 2 / 6)
 
@@ -293,3 +298,21 @@ def test_committed_checkpoints_keep_min_active_and_report_consistent_changes(num
         np.testing.assert_array_equal(outcome.readmitted, ~before & monitor.active)
         flagged = before & (outcome.rolling_divergence > outcome.threshold)
         assert not (outcome.quarantined & ~flagged).any()  # only nodes over their threshold are quarantined
+
+
+def test_threshold_scale_follows_a_low_quantile_of_active_divergences():
+    """Scale = max(theta0 w/W, c Q_q(R_active)); quarantined nodes and a Byzantine minority do not raise it."""
+    config = BFTConfig(threshold_base=0.1, threshold_slope=1.0, rolling_window=2, relative_factor=4.0,
+                       relative_quantile=0.25, min_active=1)  # fmt: skip
+    monitor = BFTMonitor(config, num_nodes=5)
+    monitor.record(np.array([0.2, 0.3, 0.4, 0.5, 9.0]))
+    monitor.record(np.array([0.2, 0.3, 0.4, 0.5, 9.0]))
+    rolling = np.array([0.4, 0.6, 0.8, 1.0, 18.0])
+    np.testing.assert_allclose(monitor.rolling_divergence(), rolling)
+    # Q_0.25 of the five active rolling sums (numpy's linear interpolation): 0.6; 4 x 0.6 = 2.4 > theta0 = 0.1.
+    fidelity = np.array([1.0, 1.0, 1.0, 0.5, 1.0])
+    np.testing.assert_allclose(monitor.threshold(fidelity), 2.4 * (1.0 + (1.0 - fidelity)))
+    outcome = monitor.checkpoint(fidelity)
+    assert outcome.quarantined.tolist() == [False, False, False, False, True]
+    # With node 4 quarantined the quantile is over the four active nodes: Q_0.25 of (0.4, 0.6, 0.8, 1.0) = 0.55.
+    np.testing.assert_allclose(monitor.threshold(np.ones(5)), 4.0 * 0.55)
