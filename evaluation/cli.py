@@ -16,6 +16,9 @@ Writes into ``--out``:
 * ``bars_<metric>_<EnvName>.png`` for ``return`` and each summary metric, and
   ``rounds_<metric>_<EnvName>.png`` for each ``--plot-metric`` the env reports (mean ± std across seeds).
 
+``--backend ray`` runs one Ray task per episode, on a private local Ray instance or, with ``--address HOST:PORT``
+(or ``auto``), on a running cluster; the files are the same as with the local backend for the same seeds.
+
 Seeds are given as ``0-9``, ``0 3 5`` or ``0-4,7``. Exit status 2 on an unknown env id (with the closest
 registered id), an unknown policy name or a missing model file.
 """
@@ -38,9 +41,10 @@ from agents.registry import POLICIES, is_model_path
 from ceas_gym.config import ConfigError
 from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.plots import plot_bars, plot_over_rounds, unique_in_order
-from evaluation.runner import EpisodeResult, make_tasks, run_tasks
+from evaluation.runner import BACKENDS, EpisodeResult, make_tasks, run_tasks
 from evaluation.statistics import mean_ci95
 from training.hyperparams import HyperparameterError, parse_key_values
+from training.ray_backend import RayUnavailableError
 from training.run_folder import env_name
 
 DEFAULT_METRICS = (
@@ -88,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot-metric", nargs="+", default=list(DEFAULT_PLOT_METRICS), help="over-rounds plots")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1: run in this process)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="local processes or Ray tasks")
+    parser.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT or auto; --backend ray)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -110,6 +116,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"unknown policy {spec!r}{hint}; known: {', '.join(POLICIES.names())} or a model .zip path")
     if args.workers < 1:
         parser.error(f"--workers = {args.workers}: must be >= 1")
+    if args.address is not None and args.backend != "ray":
+        parser.error("--address is the Ray cluster's address; it needs --backend ray")
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -189,7 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     with tqdm(total=len(tasks), desc="episodes", disable=args.no_progress, file=sys.stderr) as bar:
-        results = run_tasks(tasks, args.workers, bar.update)
+        try:
+            results = run_tasks(tasks, args.workers, bar.update, args.backend, args.address)
+        except RayUnavailableError as error:
+            parser.error(str(error))
     written = write_outputs(results, args, plots=not args.no_plots)
     print((args.out / "summary.md").read_text(encoding="utf-8"))
     print(f"wrote {len(written['tables'])} tables and {len(written['plots'])} plots to {args.out}")

@@ -5,7 +5,7 @@ Conventions:
 * One task = one episode of one policy on one environment from ``env.reset(seed=seed)`` with
   ``policy.reset(seed)``. Tasks are ordered env-major, then policy, then seed, and results come back in that
   order whatever the number of workers (``concurrent.futures.ProcessPoolExecutor``; ``workers <= 1`` runs in
-  this process).
+  this process) or the backend (``backend="ray"``: one Ray task per episode, :mod:`training.ray_backend`).
 * Metrics are the env's scalar ``info`` values (ints, floats, bools as 0/1; other values are skipped). An episode
   row holds ``env``, ``policy``, ``seed``, ``return`` (sum of rewards), ``length`` (rounds), every scalar metric at
   the last round under its own name, and its mean over the rounds as ``<key>_mean``.
@@ -142,16 +142,35 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+BACKENDS = ("local", "ray")
+
+
 def run_tasks(
-    tasks: Sequence[EpisodeTask], workers: int = 1, progress: Callable[[int], None] | None = None
+    tasks: Sequence[EpisodeTask],
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[EpisodeResult]:
-    """Run ``tasks`` (in ``workers`` processes when > 1); results in task order.
+    """Run ``tasks`` (in ``workers`` processes when > 1, or as Ray tasks); results in task order.
 
     Args:
         tasks: The episodes.
-        workers: Worker processes; ``<= 1`` runs everything in this process.
+        workers: Worker processes of the local backend; ``<= 1`` runs everything in this process.
         progress: Called with 1 after each finished episode (e.g. a tqdm bar's ``update``).
+        backend: ``"local"`` (this machine's processes) or ``"ray"`` (one Ray task per episode; ``workers`` is
+            ignored, the cluster's CPUs set the parallelism).
+        address: Ray cluster address for ``backend="ray"`` (``None``: a private local Ray instance).
+
+    Raises:
+        ValueError: On an unknown backend.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend = {backend!r}: allowed are {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from training.ray_backend import ray_map
+
+        return ray_map(run_episode, list(tasks), address, progress)
     tick = progress or (lambda _: None)
     if workers <= 1:
         results = []

@@ -46,6 +46,21 @@ def next_run_folder(log_folder: Path, env_id: str, algorithm: str = "ppo") -> Pa
     return parent / f"{name}_{max(numbers, default=0) + 1}"
 
 
+def claim_run_folder(log_folder: Path, env_id: str, algorithm: str = "ppo") -> Path:
+    """Create and return the next run folder; safe when several runs start at once (one folder each).
+
+    The folder is created with ``exist_ok=False``: a run that loses the race for a number takes the next one.
+    """
+    while True:
+        folder = next_run_folder(log_folder, env_id, algorithm)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+
+
 def versions_record() -> dict[str, Any]:
     """Library versions and platform (the throughput record plus the training libraries)."""
     from importlib import metadata

@@ -6,6 +6,7 @@ Example::
     ceas-train --env ceas_gym/EntanglementScheduling-Lite-Tiny-v0 --hyperparams n_steps:128 gamma:0.95 \
         --env-kwargs flatten_observation:true --hyperparams policy:MlpPolicy
     ceas-train --resume logs/ppo/EntanglementScheduling-Lite-v0_1
+    ceas-train --env ceas_gym/EntanglementScheduling-Small-v0 --seed 0 1 2 --backend ray --address auto
 
 Decisions:
 
@@ -24,6 +25,12 @@ Decisions:
   loaded, ``num_timesteps`` keeps counting (``reset_num_timesteps=False``, same TensorBoard run) and training
   stops at the recorded ``n_timesteps`` (or a new total given with ``-n``).
 
+* ``--seed`` with several values is a study: one independent run (and run folder) per seed, run one after the
+  other, or as one Ray task each with ``--backend ray`` (on a private local Ray instance, or on a running cluster
+  with ``--address HOST:PORT`` / ``auto``; :mod:`training.ray_backend`). Each run is exactly the run that
+  ``ceas-train ... --seed S`` would make here (same model for the same seed); its ``command.txt`` records that
+  single-seed command.
+
 Exit status: 0 on success, 2 on a bad argument (unknown env id or hyper-parameter, bad ``k:v``, missing run
 folder), 130 when interrupted.
 """
@@ -34,6 +41,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +60,7 @@ from training.callbacks import (
     save_checkpoint,
     save_vecnormalize,
 )
-from training.run_folder import next_run_folder, read_yaml, write_records
+from training.run_folder import claim_run_folder, read_yaml, write_records
 
 EVAL_SEED_OFFSET = 1000
 
@@ -60,12 +68,17 @@ EVAL_SEED_OFFSET = 1000
 def build_parser() -> argparse.ArgumentParser:
     """The ``ceas-train`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="ceas-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="ceas-train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # studies rewrite the command line per seed (single_run_argv) by full flag names
     )
     parser.add_argument("--env", help="registered environment id (e.g. ceas_gym/EntanglementScheduling-Lite-v0)")
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total timesteps (overrides the file)")
     parser.add_argument("-f", "--log-folder", type=Path, default=Path("logs"), help="root of the run folders")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the environments and the networks")
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[0], help="seed of the environments and networks (several: a study)"
+    )
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="K:V", help="hyper-parameter overrides")
     parser.add_argument("--env-kwargs", nargs="+", default=[], metavar="K:V", help="environment keyword arguments")
     parser.add_argument("--conf-file", type=Path, default=hp.DEFAULT_FILE, help="hyper-parameter YAML file")
@@ -79,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="SB3 verbosity")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local", help="run here or as Ray tasks")
+    parser.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT or auto; --backend ray)")
     return parser
 
 
@@ -185,7 +200,7 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         "algorithm": algorithm.__name__,
         "env_id": env_id,
         "env_kwargs": env_kwargs,
-        "seed": args.seed,
+        "seed": args.seed[0],
         "hyperparams": merged,
     }
 
@@ -270,9 +285,101 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
     )
 
 
+STUDY_ONLY_FLAGS = ("--seed", "--backend", "--address")
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """How one training run ended: its exit status and run folder (``None`` when it stopped before having one)."""
+
+    seed: int
+    status: int
+    run: str | None
+
+
+def single_run_argv(argv: Sequence[str], seed: int) -> list[str]:
+    """The command line of one run of a study: ``argv`` without the study flags, with ``--seed seed``.
+
+    ``--seed`` may be followed by several values; ``--backend`` and ``--address`` by one (``--flag=value`` works
+    too). The parser disallows abbreviated flags, so the full names are the only spellings.
+    """
+    single: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        name, has_value, _ = token.partition("=")
+        index += 1
+        if name not in STUDY_ONLY_FLAGS:
+            single.append(token)
+            continue
+        if has_value:
+            continue
+        if name == "--seed":
+            while index < len(argv) and not argv[index].startswith("-"):
+                index += 1
+        elif index < len(argv):
+            index += 1
+    quiet = [] if "--no-progress" in single else ["--no-progress"]
+    return [*single, "--seed", str(seed), *quiet]
+
+
+def train_one(argv: Sequence[str]) -> TrainingOutcome:
+    """Run ``ceas-train`` for one seed (a study's task); a bad argument becomes status 2 instead of an exit."""
+    seed = int(build_parser().parse_args(list(argv)).seed[0])
+    try:
+        status, run = run_training(argv)
+    except SystemExit as exit_:
+        return TrainingOutcome(seed, exit_.code if isinstance(exit_.code, int) else 1, None)
+    return TrainingOutcome(seed, status, str(run))
+
+
+def run_study(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """One run per seed, here one after the other or as Ray tasks; print where each went; worst status."""
+    resolve_new_run(parser, args)  # every argument checked once, before any run starts
+    commands = [single_run_argv(argv, seed) for seed in args.seed]
+    from tqdm import tqdm
+
+    with tqdm(total=len(commands), desc="runs", disable=args.no_progress, file=sys.stderr) as bar:
+        if args.backend == "ray":
+            from training.ray_backend import RayUnavailableError, ray_map
+
+            try:
+                outcomes = ray_map(train_one, commands, args.address, bar.update)
+            except RayUnavailableError as error:
+                parser.error(str(error))
+        else:
+            outcomes = []
+            for command in commands:
+                outcomes.append(train_one(command))
+                bar.update(1)
+    for outcome in outcomes:
+        print(f"seed {outcome.seed}: status {outcome.status}; run folder {outcome.run}")
+    return max(outcome.status for outcome in outcomes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if any(seed < 0 for seed in args.seed):
+        parser.error(f"--seed {args.seed}: seeds must be >= 0")
+    if args.address is not None and args.backend != "ray":
+        parser.error("--address is the Ray cluster's address; it needs --backend ray")
+    if args.resume is not None and (len(args.seed) > 1 or args.backend == "ray"):
+        parser.error("--resume continues one run here; it takes neither several --seed values nor --backend ray")
+    if len(args.seed) > 1 or args.backend == "ray":
+        return run_study(parser, args, argv)
+    return run_training(argv)[0]
+
+
+def run_training(argv: Sequence[str]) -> tuple[int, Path]:
+    """Train one run as ``argv`` says; return the exit status and the run folder.
+
+    Raises:
+        SystemExit: With status 2 on a bad argument (the parser's error).
+    """
+    argv = list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     set_torch_threads(args.threads)
@@ -294,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handle.write(" ".join(["ceas-train", *argv]) + "\n")
     else:
         config = resolve_new_run(parser, args)
-        run = next_run_folder(args.log_folder, config["env_id"])
+        run = claim_run_folder(args.log_folder, config["env_id"])
         write_records(
             run,
             argv,
@@ -305,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     remaining = total - start
     if remaining <= 0:
         print(f"{run}: already trained for {start} of {total} timesteps; nothing to do")
-        return 0
+        return 0, run
     model = build_model(config, run, args, resume_from)
     callbacks = build_callbacks(args, run, config, int(config["hyperparams"]["n_envs"]))
     print(f"{config['algorithm']} on {config['env_id']}: timesteps {start} -> {total}; run folder {run}")
@@ -320,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         path = save_checkpoint(model, run / "checkpoints")
         print(f"interrupted at {model.num_timesteps} timesteps; checkpoint {path}; resume with --resume {run}")
-        return 130
+        return 130, run
     finally:
         model.get_env().close()
     final = run / "final_model.zip"
@@ -328,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_vecnormalize(model, final)
     save_checkpoint(model, run / "checkpoints")
     print(f"done: {model.num_timesteps} timesteps; final model {final}")
-    return 0
+    return 0, run
 
 
 if __name__ == "__main__":
