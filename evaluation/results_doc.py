@@ -9,7 +9,9 @@ Example::
 The page holds: the command that made it, the UTC time, versions and platform, the evaluation summary (mean ±
 95 % CI over the seeds), links to the plots, the environment throughput and PPO's rollout-vs-update time split.
 The plots, the tidy CSV/JSON and the benchmark JSON go to ``--assets`` (default ``<out stem>_assets/`` beside
-the page) and are linked relatively. Heavy settings (seeds, bench durations, PPO timesteps) are flags, so tests
+the page; one sub-folder per environment for the evaluations) and are linked relatively. A model is evaluated on
+every ``--env`` (``--models PATH``) or on one (``--models ENV_ID=PATH``: a model trained on one environment does
+not fit another's observation space). Heavy settings (seeds, bench durations, PPO timesteps) are flags, so tests
 run it small; ``--skip-bench`` leaves the benchmarks out.
 """
 
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation import bench, cli, paper_fig4
-from training.run_folder import versions_record
+from training.run_folder import env_name, versions_record
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--assets", type=Path, default=None, help="folder for plots and data (default beside --out)")
     parser.add_argument("--env", nargs="+", default=["ceas_gym/EntanglementScheduling-Lite-v0"])
     parser.add_argument("--policies", nargs="+", default=["eef", "greedy", "random"])
-    parser.add_argument("--models", nargs="*", default=[], help="saved PPO models (.zip) to evaluate as well")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        metavar="[ENV_ID=]PATH",
+        help="saved PPO models (.zip) to evaluate as well: PATH on every --env, ENV_ID=PATH on that env only",
+    )
     parser.add_argument("--seeds", nargs="+", default=["0-9"])
     parser.add_argument("--metrics", nargs="+", default=list(cli.DEFAULT_METRICS))
     parser.add_argument("--workers", type=int, default=2)
@@ -61,17 +69,46 @@ def relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def models_by_env(parser: argparse.ArgumentParser, env_ids: Sequence[str], specs: Sequence[str]) -> dict:
+    """Which model paths to evaluate on each env: ``PATH`` on all of them, ``ENV_ID=PATH`` on that one.
+
+    Exits 2 (``parser.error``) when an ``ENV_ID=`` prefix names an env that is not among ``--env``.
+    """
+    chosen: dict[str, list[str]] = {env_id: [] for env_id in env_ids}
+    for spec in specs:
+        env_id, has_env, path = spec.rpartition("=")
+        if not has_env:
+            for paths in chosen.values():
+                paths.append(path)
+        elif env_id in chosen:
+            chosen[env_id].append(path)
+        else:
+            parser.error(f"--models {spec!r}: {env_id!r} is not one of --env ({', '.join(env_ids)})")
+    return chosen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluations and benchmarks, then write the page; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     assets = args.assets or args.out.with_name(args.out.stem + "_assets")
-    eval_argv = ["--env", *args.env, "--policies", *args.policies, *args.models, "--seeds", *args.seeds]
-    eval_argv += ["--metrics", *args.metrics, "--workers", str(args.workers), "--out", str(assets), "--no-progress"]
-    status = cli.main(eval_argv)
-    if status:
-        return status
     page = args.out.parent
+    sections = []
+    for env_id, models in models_by_env(parser, args.env, args.models).items():
+        folder = assets / env_name(env_id)
+        eval_argv = ["--env", env_id, "--policies", *args.policies, *models, "--seeds", *args.seeds]
+        eval_argv += ["--metrics", *args.metrics, "--workers", str(args.workers), "--out", str(folder)]
+        status = cli.main([*eval_argv, "--no-progress"])
+        if status:
+            return status
+        sections += [
+            (folder / "summary.md").read_text(encoding="utf-8"),
+            "Per-episode data: [episodes.csv](" + relative(folder / "episodes.csv", page) + ").",
+            "",
+            *[f"![{plot.stem}]({relative(plot, page)})" for plot in sorted(folder.glob("*.png"))],
+            "",
+        ]
     lines = [
         "# Results",
         "",
@@ -83,13 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         "## Policies",
         "",
-        (assets / "summary.md").read_text(encoding="utf-8"),
-        "Per-episode data: [episodes.csv](" + relative(assets / "episodes.csv", page) + ").",
-        "",
+        *sections,
     ]
-    for plot in sorted(assets.glob("*.png")):
-        lines.append(f"![{plot.stem}]({relative(plot, page)})")
-    lines.append("")
     if args.paper_fig4_seeds:
         fig4 = assets / "paper_fig4"
         status = paper_fig4.main(

@@ -176,5 +176,14 @@ def test_results_page_is_generated(tmp_path: Path) -> None:
     assert results_doc.main([*argv, "--skip-bench"]) == 0  # the benchmarks have their own tests
     text = page.read_text()
     assert "| eef | 2 |" in text and "## Throughput" not in text and '"versions"' in text
-    assert "](results_assets/bars_return_EntanglementScheduling-Lite-Tiny-v0.png)" in text
-    assert (tmp_path / "docs" / "results_assets" / "bars_return_EntanglementScheduling-Lite-Tiny-v0.png").is_file()
+    plot = "results_assets/EntanglementScheduling-Lite-Tiny-v0/bars_return_EntanglementScheduling-Lite-Tiny-v0.png"
+    assert f"]({plot})" in text
+    assert (tmp_path / "docs" / plot).is_file()
+
+
+def test_results_page_models_go_to_all_envs_or_to_the_named_one() -> None:
+    parser = results_doc.build_parser()
+    chosen = results_doc.models_by_env(parser, ["a/E-v0", "b/F-v0"], ["all.zip", "a/E-v0=only_e.zip"])
+    assert chosen == {"a/E-v0": ["all.zip", "only_e.zip"], "b/F-v0": ["all.zip"]}
+    with pytest.raises(SystemExit):
+        results_doc.models_by_env(parser, ["a/E-v0"], ["c/G-v0=model.zip"])
