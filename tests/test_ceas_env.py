@@ -142,3 +142,29 @@ def test_flattened_variant_and_gym_make_kwargs():
     assert isinstance(env.observation_space, gym.spaces.Box)
     observation, _ = env.reset(seed=0)
     assert env.observation_space.contains(observation)
+
+
+def test_noise_is_drawn_on_the_generator_device_whatever_the_tensors_device():
+    import torch
+
+    from ceas_gym.learning.sampling import standard_normal
+
+    like = torch.zeros(3, 4, dtype=torch.float32)
+    first = standard_normal(like, torch.Generator().manual_seed(7))
+    again = standard_normal(like, torch.Generator().manual_seed(7))
+    assert first.shape == (3, 4) and first.dtype == torch.float32 and torch.equal(first, again)
+    expected = torch.randn((3, 4), generator=torch.Generator().manual_seed(7), dtype=torch.float32)
+    assert torch.equal(first, expected)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+def test_cuda_learning_layer_follows_the_cpu_trajectory():
+    envs = [EntanglementSchedulingEnv(preset="small", learning={"device": device}) for device in ("cpu", "cuda")]
+    policies = [EarliestExpiringFirst(env) for env in envs]
+    states = [env.reset(seed=3) for env in envs]  # (observation, info) pairs
+    for _ in range(8):
+        states = [env.step(policy.act(*state[:2])) for env, policy, state in zip(envs, policies, states, strict=True)]
+        (cpu_obs, _, _, _, cpu_info), (gpu_obs, _, _, _, gpu_info) = states
+        assert abs(cpu_info["accuracy"] - gpu_info["accuracy"]) < 1e-6
+        assert all(np.allclose(cpu_obs[key], gpu_obs[key], atol=1e-5) for key in cpu_obs)
+        states = [(obs, info) for obs, _, _, _, info in states]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ceas_gym.config import ConfigError, check_choice, check_int, check_range
+from ceas_gym.learning.sampling import standard_normal
 from ceas_gym.registry import Registry
 
 
@@ -86,7 +87,7 @@ class GaussianAttack(Attack):
     def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
         """Return ``W + relative_std * sigma_W * xi``, ``xi ~ N(0, I)``."""
         sigma = updates.std(dim=-1, unbiased=False, keepdim=True)
-        noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+        noise = standard_normal(updates, generator)
         return updates + self.relative_std * sigma * noise
 
 
@@ -104,7 +105,7 @@ class GaussianFixedAttack(Attack):
 
     def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
         """Return ``W + std * xi``, ``xi ~ N(0, I)``."""
-        noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+        noise = standard_normal(updates, generator)
         return updates + self.std * noise
 
 

@@ -45,6 +45,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from ceas_gym.config import ConfigError, check_int, check_range
+from ceas_gym.learning.sampling import standard_normal
 
 __all__ = [
     "DEFAULT_ORDERS",
@@ -255,7 +256,7 @@ def clip_per_sample(per_sample: dict[str, torch.Tensor] | torch.Tensor, max_norm
 def add_gaussian_noise(total: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
     """Return ``total + N(0, std^2 I)`` (std in the units of ``total``)."""
     check_range("std", std, 0.0, None)
-    noise = torch.randn(total.shape, generator=generator, dtype=total.dtype, device=total.device)
+    noise = standard_normal(total, generator)
     return total + std * noise
 
 

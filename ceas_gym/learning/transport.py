@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from ceas_gym.learning.sampling import standard_normal
+
 
 def depolarising_strength(fidelity: torch.Tensor) -> torch.Tensor:
     """Return ``p = clip(4 (1 - F) / 3, 0, 1)`` for Werner fidelities ``F`` in [0, 1].
@@ -68,7 +70,7 @@ def transmit(
         )
     strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)[:, None]
     rms = torch.linalg.vector_norm(updates, dim=-1, keepdim=True) / math.sqrt(updates.shape[-1])
-    noise = torch.randn(updates.shape, generator=generator, dtype=updates.dtype, device=updates.device)
+    noise = standard_normal(updates, generator)
     received = torch.lerp(updates, rms * noise, strength)  # (1 - p) W + p rms xi
     if receiver == "raw":
         return received
