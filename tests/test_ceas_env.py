@@ -168,3 +168,22 @@ def test_cuda_learning_layer_follows_the_cpu_trajectory():
         assert abs(cpu_info["accuracy"] - gpu_info["accuracy"]) < 1e-6
         assert all(np.allclose(cpu_obs[key], gpu_obs[key], atol=1e-5) for key in cpu_obs)
         states = [(obs, info) for obs, _, _, _, info in states]
+
+
+@pytest.mark.parametrize(("protocol", "every_round"), [("ceas", False), ("random-selection", None), ("qba", True)])
+def test_checkpoint_next_announces_exactly_the_checkpoint_rounds(protocol, every_round):
+    env = EntanglementSchedulingEnv(preset="small", protocol=protocol, max_rounds=9)
+    policy = EarliestExpiringFirst(env)
+    observation, info = env.reset(seed=0)
+    announced, happened = [], []
+    for _ in range(9):
+        announced.append(bool(observation["checkpoint_next"][0]))
+        observation, _, _, _, info = env.step(policy.act(observation, info))
+        happened.append(bool(info["checkpoint"]))
+    assert announced == happened
+    if every_round is None:
+        assert not any(happened)
+    elif every_round:
+        assert all(happened)
+    else:
+        assert happened == [(index + 1) % 4 == 0 for index in range(9)]  # every 4th round (BFTConfig default)

@@ -236,6 +236,10 @@ class CEASProtocol:
         """Active (not quarantined) nodes. ``(N,)`` bool."""
         return self.monitor.active
 
+    def checkpoint_due(self, round_index: int) -> bool:
+        """Whether round ``round_index`` (0-based) ends with a BFT checkpoint, where votes need a received message."""
+        return is_checkpoint_round(round_index, self.config.bft.checkpoint_every)
+
     def expected_demand(self, edges: np.ndarray, round_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Pairs per link for the next round: ``mixing_steps * pairs_per_exchange`` on links between active nodes.
 

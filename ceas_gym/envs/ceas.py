@@ -72,6 +72,8 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     | stamp                 | (N,)         | last fidelity stamp phi_k                                       |
     | quarantined           | (N,)         | 1 if the node is quarantined                                    |
     | round                 | (1,)         | round index / max_rounds                                        |
+    | checkpoint_next       | (1,)         | 1 if the coming round ends with a BFT checkpoint (votes count   |
+    |                       |              | only from nodes that receive a message), else 0                 |
     | accuracy              | (1,)         | test accuracy of the last consensus model                       |
     | loss                  | (1,)         | its test loss (nats), clipped to [0, 10]                        |
 
@@ -169,6 +171,7 @@ class EntanglementSchedulingEnv(SchedulingEnv):
                 "stamp": box(0.0, 1.0, (nodes,)),
                 "quarantined": box(0.0, 1.0, (nodes,)),
                 "round": box(0.0, 1.0, (1,)),
+                "checkpoint_next": box(0.0, 1.0, (1,)),
                 "accuracy": box(0.0, 1.0, (1,)),
                 "loss": box(0.0, 10.0, (1,)),
             }
@@ -185,10 +188,16 @@ class EntanglementSchedulingEnv(SchedulingEnv):
             "stamp": self._stamps.astype(np.float32),
             "quarantined": (~self.protocol.active).astype(np.float32),
             "round": np.array([self.round_index / self.config.max_rounds], dtype=np.float32),
+            "checkpoint_next": np.array([self._checkpoint_next()], dtype=np.float32),
             "accuracy": np.array([self._accuracy], dtype=np.float32),
             "loss": np.array([min(self._loss, 10.0)], dtype=np.float32),
         }
         return self._emit(observation)
+
+    def _checkpoint_next(self) -> float:
+        """1.0 when the coming round ends with a checkpoint (protocols without ``checkpoint_due`` have none)."""
+        due = getattr(self.protocol, "checkpoint_due", None)
+        return float(due(self.round_index)) if due is not None else 0.0
 
     # ---------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
