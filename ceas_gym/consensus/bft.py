@@ -106,22 +106,23 @@ def bernoulli_kl(consensus: torch.Tensor, nodes: torch.Tensor, clip: float = 1e-
     """Mean over probe samples of ``D_KL(Bernoulli(consensus) || Bernoulli(node))`` per node (nats).
 
     Args:
-        consensus: Consensus predictions ``P(class 1)``. ``(S,)`` or ``(1, S)``.
-        nodes: Each node's predictions ``P(class 1)``. ``(N, S)``.
+        consensus: Consensus predictions ``P(class 1)``. ``(S,)`` or ``(1, S)``; ``(B, S)`` for a batch.
+        nodes: Each node's predictions ``P(class 1)``. ``(N, S)``; ``(B, N, S)`` for a batch of networks.
         clip: Probabilities are clipped to ``[clip, 1 - clip]`` before the logarithms.
 
     Returns:
-        ``(N,)`` divergences, >= 0.
+        ``(N,)`` divergences, >= 0 (``(B, N)`` for a batch).
     """
-    if nodes.ndim != 2 or consensus.reshape(-1).shape[0] != nodes.shape[1]:
+    batch = nodes.shape[:-2]
+    if nodes.ndim not in (2, 3) or consensus.numel() != nodes.shape[-1] * max(1, int(np.prod(batch))):
         raise ConfigError(
             f"predictions: expected node predictions (N, S) and consensus (S,), got {tuple(nodes.shape)} "
             f"and {tuple(consensus.shape)}"
         )
-    p = consensus.reshape(1, -1).clamp(clip, 1.0 - clip)
+    p = consensus.reshape(*batch, 1, nodes.shape[-1]).clamp(clip, 1.0 - clip)
     q = nodes.clamp(clip, 1.0 - clip)
     per_sample = p * (torch.log(p) - torch.log(q)) + (1.0 - p) * (torch.log1p(-p) - torch.log1p(-q))
-    return per_sample.mean(dim=1).clamp_min(0.0)
+    return per_sample.mean(dim=-1).clamp_min(0.0)
 
 
 def divergence_threshold(fidelity: np.ndarray, base: float, slope: float) -> np.ndarray:

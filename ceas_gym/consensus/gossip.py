@@ -181,6 +181,7 @@ class GossipResult:
         received_fidelity: Per node, mean fidelity of the pairs its received messages travelled on, NaN if it
             received none. ``(N,)`` float.
         messages_received: Messages each node received over the round. ``(N,)`` int.
+        fidelity_sum_per_edge: Sum over the link's granted exchanges of their pairs' mean fidelity. ``(E,)`` float.
     """
 
     params: torch.Tensor
@@ -192,6 +193,7 @@ class GossipResult:
     mean_delivered_fidelity: float
     received_fidelity: np.ndarray
     messages_received: np.ndarray
+    fidelity_sum_per_edge: np.ndarray
 
     @property
     def skipped_per_step(self) -> np.ndarray:
@@ -224,6 +226,7 @@ def gossip_round(
     mixing_steps: int | None = None,
     pairs_per_exchange: int = 1,
     perturb: Perturb | None = None,
+    perturb_for_step: Callable[[np.ndarray], Perturb] | None = None,
 ) -> GossipResult:
     """Run one round of fidelity-weighted gossip: ``mixing_steps`` steps, each gated by granted Bell pairs.
 
@@ -236,6 +239,10 @@ def gossip_round(
         mixing_steps: Mixing steps S (default ``max(1, ceil(log2 N))``), >= 0.
         pairs_per_exchange: Bell pairs one exchange consumes (pairs), >= 1.
         perturb: Optional transport-noise hook ``(messages (M, P), fidelity (M,)) -> (M, P)``.
+        perturb_for_step: Instead of ``perturb``, a factory called in each step with the granted link ids
+            ``(G,)``; the hook it returns perturbs that step's messages, ordered as :func:`mixing_step` orders them
+            (one per granted link towards ``u``, then one per granted link towards ``v``). For hooks that need to
+            know which link carried which message (environments batched in lock-step draw noise per copy).
 
     Returns:
         A :class:`GossipResult`.
@@ -254,6 +261,8 @@ def gossip_round(
     steps = default_mixing_steps(num_nodes) if mixing_steps is None else mixing_steps
     check_int("mixing_steps", steps, 0)
     check_int("pairs_per_exchange", pairs_per_exchange, 1)
+    if perturb is not None and perturb_for_step is not None:
+        raise ConfigError("perturb and perturb_for_step: give at most one")
 
     candidate_ids = np.flatnonzero(active[edges[:, 0]] & active[edges[:, 1]])
     attempted_per_step = np.zeros(steps, dtype=np.int64)
@@ -275,7 +284,8 @@ def gossip_round(
         granted_per_step[step] = granted_ids.size
         granted_id_list.append(granted_ids)
         granted_fidelity_list.append(granted_fidelity)
-        current = mixing_step(current, edges[granted_ids], phi, granted_fidelity, perturb)
+        step_perturb = perturb_for_step(granted_ids) if perturb_for_step is not None else perturb
+        current = mixing_step(current, edges[granted_ids], phi, granted_fidelity, step_perturb)
 
     # Round bookkeeping in one pass over all granted exchanges (a link may appear once per step).
     all_ids = np.concatenate(granted_id_list) if granted_id_list else np.zeros(0, dtype=np.int64)
@@ -300,4 +310,5 @@ def gossip_round(
         mean_delivered_fidelity=fidelity_total / granted_total if granted_total else math.nan,
         received_fidelity=received_fidelity,
         messages_received=messages_received,
+        fidelity_sum_per_edge=np.bincount(all_ids, all_fidelity, minlength=edges.shape[0]),
     )

@@ -51,3 +51,30 @@ class SchedulingInstance:
     def decay_rate(self) -> np.ndarray:
         """Per-round fidelity decay rate 1/T of each link (0 for T = inf). ``(num_links,)`` float, 1/rounds."""
         return 1.0 / self.coherence_rounds
+
+
+def disjoint_union(instance: SchedulingInstance, copies: int) -> SchedulingInstance:
+    """``copies`` side-by-side copies of ``instance`` as one instance (for environments batched in lock-step).
+
+    Copy ``c`` owns nodes ``c N ... c N + N - 1`` and links ``c E ... c E + E - 1``, in the original order, so a
+    per-link or per-node array of the union reshapes to ``(copies, E)`` or ``(copies, N)``.
+
+    Raises:
+        ValueError: If ``copies < 1``.
+    """
+    if copies < 1:
+        raise ValueError(f"copies = {copies}: must be >= 1")
+    offsets = (np.arange(copies) * instance.num_nodes)[:, None, None]
+    return SchedulingInstance(
+        num_nodes=instance.num_nodes * copies,
+        edges=(instance.edges[None] + offsets).reshape(-1, 2),
+        positions_km=np.tile(instance.positions_km, (copies, 1)),
+        length_km=np.tile(instance.length_km, copies),
+        success_probability=np.tile(instance.success_probability, copies),
+        fidelity0=np.tile(instance.fidelity0, copies),
+        coherence_rounds=np.tile(instance.coherence_rounds, copies),
+        cutoff=np.tile(instance.cutoff, copies),
+        capacity=np.tile(instance.capacity, copies),
+        node_hardware=tuple(instance.node_hardware) * copies,
+        byzantine=np.tile(instance.byzantine, copies),
+    )

@@ -14,6 +14,7 @@ NAMESPACE = "ceas_gym"
 
 LITE = "ceas_gym.envs.lite:EntanglementSchedulingLiteEnv"
 CEAS = "ceas_gym.envs.ceas:EntanglementSchedulingEnv"
+BATCHED = "ceas_gym.envs.batched_ceas:BatchedEntanglementSchedulingEnv"  # gymnasium.make_vec(..., "vector_entry_point")
 UNITARY = "ceas_gym.envs.partition_unitary:UnitaryPartitionEnv"
 CIRCUIT = "ceas_gym.envs.partition_circuit:CircuitPartitionEnv"
 
@@ -40,7 +41,14 @@ def register_environments() -> None:
     for env_id, entry_point, max_steps, kwargs in ENVIRONMENTS:
         if env_id in gym.registry:
             continue
-        gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps, kwargs=dict(kwargs))
+        vector = BATCHED if entry_point == CEAS else None
+        gym.register(
+            id=env_id,
+            entry_point=entry_point,
+            vector_entry_point=vector,
+            max_episode_steps=max_steps,
+            kwargs=dict(kwargs),
+        )
 
 
 def registered_ids() -> list[str]:

@@ -152,8 +152,8 @@ def evaluate(
     Args:
         model: The classifier.
         parameters: ``(P,)`` one model (for example the consensus) or ``(M, P)`` several.
-        features: ``(S, n)`` test features (radians).
-        labels: ``(S,)`` test labels in {0, 1}.
+        features: ``(S, n)`` test features (radians) shared by the rows, or ``(M, S, n)`` one test set per row.
+        labels: ``(S,)`` test labels in {0, 1}, or ``(M, S)`` per row.
         shrink: ``(M,)`` white-noise factors, or None for the ideal circuit.
         stacked_unitary: ``(M, 2D, D)`` circuit unitaries of the rows when already built (see
             :meth:`QuantumClassifier.logits`).
@@ -164,8 +164,12 @@ def evaluate(
     rows = parameters.reshape(1, -1) if parameters.dim() == 1 else parameters
     rows = rows.detach().to(model.device, model.dtype)
     batch = rows.shape[0]
-    expanded_features = features.to(model.device, model.dtype).expand(batch, *features.shape)
-    expanded_labels = labels.to(model.device).expand(batch, *labels.shape)
+    per_row = features.dim() == 3
+    expanded_features = features.to(model.device, model.dtype)
+    expanded_labels = labels.to(model.device)
+    if not per_row:
+        expanded_features = expanded_features.expand(batch, *features.shape)
+        expanded_labels = expanded_labels.expand(batch, *labels.shape)
     with torch.no_grad():
         logits = model.logits(rows, expanded_features, shrink, stacked_unitary)  # one pass serves both scores
         accuracy = ((logits >= 0).long() == expanded_labels).to(model.dtype).mean(-1)

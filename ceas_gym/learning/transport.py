@@ -68,9 +68,13 @@ def transmit(
             f"updates must be (B, P) and fidelity (B,); got {tuple(updates.shape)} and "
             f"{tuple(torch.as_tensor(fidelity).shape)}"
         )
+    return receive(updates, fidelity, standard_normal(updates, generator), receiver)
+
+
+def receive(updates: torch.Tensor, fidelity: torch.Tensor, noise: torch.Tensor, receiver: str = "raw") -> torch.Tensor:
+    """:func:`transmit` with the standard-normal ``noise`` ``(B, P)`` given (drawn by the caller, e.g. per env)."""
     strength = depolarising_strength(fidelity).to(updates.device, updates.dtype)[:, None]
     rms = torch.linalg.vector_norm(updates, dim=-1, keepdim=True) / math.sqrt(updates.shape[-1])
-    noise = standard_normal(updates, generator)
     received = torch.lerp(updates, rms * noise, strength)  # (1 - p) W + p rms xi
     if receiver == "raw":
         return received

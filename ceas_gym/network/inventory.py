@@ -109,6 +109,12 @@ class PairInventory:
         for counter in (self.generated, self.consumed, self.expired, self.overflow):
             counter.fill(0)
 
+    def clear_links(self, links: np.ndarray) -> None:
+        """Empty the memories of the listed links and zero their counters (the others are untouched)."""
+        self.age[links] = EMPTY
+        for counter in (self.generated, self.consumed, self.expired, self.overflow):
+            counter[links] = 0
+
     @property
     def occupied(self) -> np.ndarray:
         """Mask of slots holding a pair. ``(num_links, max_capacity)`` bool."""

@@ -1,0 +1,551 @@
+"""E copies of a CEAS environment stepped in lock-step as one tensor computation (a ``gymnasium.vector.VectorEnv``).
+
+:class:`BatchedEntanglementSchedulingEnv` runs ``num_envs`` copies of ``EntanglementScheduling-v0`` / ``-Small-v0``
+(same configuration, so the same network instance) as one network of ``num_envs x N`` nodes made of disconnected
+copies (:func:`~ceas_gym.envs.instance.disjoint_union`):
+
+* the link layer holds one pair inventory over ``num_envs x E`` links (one array operation per round step);
+* local training, attacks, stamps, the QFI refresh, the probe predictions and the test evaluation run as one batched
+  torch computation over ``num_envs x N`` nodes (each copy on its own data);
+* gossip runs over the union graph (its mixing and pair requests are per link and per node, so the copies do not
+  mix); BFT bookkeeping (rolling divergence, quantile threshold, checkpoints) stays per copy, on ``(N,)`` arrays.
+
+Randomness stays per copy: each copy has its own ``np_random`` (seeded like a single environment's) and its own
+torch generator, and draws exactly the numbers a single environment draws, in the same order (generation successes,
+data, initial parameters, attack noise, transport noise). With the same seeds and actions the copies follow the
+trajectories of ``num_envs`` single environments (``tests/test_batched_env.py`` checks observations, rewards and
+infos; only ``mean_delivered_fidelity``, an info figure summed per link first, can differ in the last bit).
+
+Autoreset: ``AutoresetMode.SAME_STEP`` (declared in ``metadata``): a copy whose episode ends is reset within the
+same :meth:`step`, its last observation and info go to ``info["final_obs"]`` / ``info["final_info"]`` (masked by
+``info["_final_obs"]``), and the returned observation is the first of its new episode. The copies are reseeded
+on autoreset from their own ``np_random`` streams (a reset without a seed continues the stream, as a single env's
+does). Use :class:`~ceas_gym.envs.batched_sb3.BatchedVecEnv` to train stable-baselines3 on it, or
+``gymnasium.make_vec(env_id, num_envs=64, vectorization_mode="vector_entry_point")`` for the two CEAS ids.
+
+Only the ``ceas`` protocol is batched (``random-selection`` and ``qba`` raise a ConfigError); rendering is not
+supported.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ceas_gym.config import ConfigError
+from ceas_gym.consensus.bft import BFTMonitor, bernoulli_kl, is_checkpoint_round
+from ceas_gym.consensus.gossip import gossip_round
+from ceas_gym.consensus.pairs import InventoryPairs
+from ceas_gym.consensus.protocol import CEASProtocol
+from ceas_gym.consensus.trust import update_trust
+from ceas_gym.envs.actions import decode_schedule
+from ceas_gym.envs.ceas import EntanglementSchedulingEnv
+from ceas_gym.envs.ceas_config import CEASEnvConfig
+from ceas_gym.envs.instance import disjoint_union
+from ceas_gym.envs.link_layer import LinkLayer
+from ceas_gym.learning.data import make_federated_data
+from ceas_gym.learning.stamps import fidelity_stamp, normalised_qfi_trace, quantum_fisher_information
+from ceas_gym.learning.training import evaluate, local_train
+from ceas_gym.learning.transport import receive
+
+
+class BatchedEntanglementSchedulingEnv(VectorEnv):
+    """``num_envs`` CEAS environments in lock-step (see the module docstring).
+
+    Args:
+        num_envs: Number of copies E, >= 1.
+        preset: ``"small"`` or ``"paper"`` (as the single environment).
+        config: An explicit :class:`CEASEnvConfig` instead of the preset.
+        max_episode_steps: Truncate episodes after this many rounds if fewer than ``max_rounds`` (what
+            ``gymnasium.make``'s ``TimeLimit`` does for a single environment; ``make_vec`` passes the registered value).
+        **overrides: :class:`CEASEnvConfig` fields, as for the single environment.
+
+    Raises:
+        ConfigError: On ``num_envs < 1``, a protocol other than ``ceas`` or a render mode.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int,
+        preset: str = "small",
+        config: CEASEnvConfig | None = None,
+        max_episode_steps: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ConfigError(f"num_envs = {num_envs!r}: expected an integer >= 1")
+        if overrides.get("render_mode") is not None:
+            raise ConfigError("render_mode: the batched environment does not render; use a single environment")
+        overrides.pop("render_mode", None)
+        template = EntanglementSchedulingEnv(preset=preset, config=config, **overrides)
+        if template.config.protocol != "ceas":
+            raise ConfigError(
+                f"protocol = {template.config.protocol!r}: the batched environment runs the 'ceas' protocol only"
+            )
+        self.template = template
+        self.config: CEASEnvConfig = template.config
+        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+            raise ConfigError(f"max_episode_steps = {max_episode_steps!r}: expected an integer >= 1 or None")
+        horizon = self.config.max_rounds
+        self.horizon = horizon if max_episode_steps is None else min(horizon, max_episode_steps)
+        self.num_envs = num_envs
+        self.instance = template.instance
+        self.num_nodes, self.num_links = template.num_nodes, template.num_links
+        self.lifetime_bins = template.lifetime_bins
+        self.single_observation_space = template.observation_space
+        self.single_action_space = template.action_space
+        self.dict_observation_space: spaces.Dict = template.dict_observation_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.render_mode = None
+
+        self.union = disjoint_union(self.instance, num_envs)
+        self.layer = LinkLayer(self.union, queue_capacity=1, fidelity_floor=self.config.links.fidelity_floor)
+        protocol: CEASProtocol = template.protocol  # type: ignore[assignment]
+        self.protocol_config = protocol.config
+        self.mixing_steps = protocol.mixing_steps
+        self.monitors = [BFTMonitor(protocol.config.bft, self.num_nodes) for _ in range(num_envs)]
+
+        training = template.training  # the single env's learning layer: model, noise and attack (stateless parts)
+        self.model = training.model
+        self.learning = self.config.learning
+        self.attack = training.attack
+        self.device = training.device
+        self.shrink = training.shrink.repeat(num_envs)
+        self.channel_infidelity = training.channel_infidelity.repeat(num_envs)
+        byzantine = np.tile(self.instance.byzantine, (num_envs, 1))
+        self._byzantine_rows = [np.flatnonzero(row) + e * self.num_nodes for e, row in enumerate(byzantine)]
+        self._all_byzantine = torch.as_tensor(np.flatnonzero(byzantine.ravel()), device=self.device)
+        self._env_of_link = np.repeat(np.arange(num_envs), self.num_links)
+
+        self.np_randoms: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self.generators = [torch.Generator(device="cpu") for _ in range(num_envs)]
+        self._allocate_state()
+
+    # ------------------------------------------------------------------------------------------ state
+    def _allocate_state(self) -> None:
+        e, n, links = self.num_envs, self.num_nodes, self.num_links
+        p = self.model.num_parameters
+        dtype = self.model.dtype
+        data = self.learning.data
+        self.params = torch.zeros(e * n, p, dtype=dtype, device=self.device)
+        self.train_features = torch.zeros(e * n, data.samples_per_node, data.num_features, dtype=dtype)
+        self.train_labels = torch.zeros(e * n, data.samples_per_node, dtype=torch.long)
+        self.test_features = torch.zeros(e, data.test_samples, data.num_features, dtype=dtype)
+        self.test_labels = torch.zeros(e, data.test_samples, dtype=torch.long)
+        self.pair_fidelity = torch.ones(e * n, dtype=torch.float64)
+        self.qfi_score = torch.ones(e * n, dtype=torch.float64)
+        self.trust = np.full((e, n), self.protocol_config.trust.initial)
+        self.round_index = np.zeros(e, dtype=np.int64)
+        self.accuracy = np.full(e, 0.5)
+        self.loss = np.full(e, float(np.log(2.0)))
+        self.stamps = np.ones((e, n))
+        self.granted_fraction = np.ones((e, links))
+        self.generated_total = np.zeros(e, dtype=np.int64)
+        self.consumed_total = np.zeros(e, dtype=np.int64)
+
+    @property
+    def active(self) -> np.ndarray:
+        """Active (not quarantined) nodes per copy. ``(num_envs, N)`` bool."""
+        return np.stack([monitor.active for monitor in self.monitors])
+
+    def _reset_copies(self, copies: np.ndarray, seeds: list[int | None]) -> None:
+        """Reset the listed copies as a single environment's ``reset(seed)`` does, in the same order of draws."""
+        n, links = self.num_nodes, self.num_links
+        data_config = self.learning.data
+        for copy, seed in zip(copies, seeds, strict=True):
+            if seed is not None:
+                self.np_randoms[copy] = seeding.np_random(int(seed))[0]
+            rng = self.np_randoms[copy]
+            nodes = slice(copy * n, (copy + 1) * n)
+            self.layer.inventory.clear_links(np.arange(copy * links, (copy + 1) * links))
+            self.monitors[copy].reset()
+            self.trust[copy] = self.protocol_config.trust.initial
+            generator = self.generators[copy]
+            generator.manual_seed(int(rng.integers(0, 2**63 - 1)))
+            data = make_federated_data(data_config, self.instance.byzantine, rng, device=self.device)
+            dtype = self.model.dtype
+            self.train_features[nodes] = data.train.features.to(dtype)
+            self.train_labels[nodes] = data.train.labels
+            self.test_features[copy] = data.test_features.to(dtype)
+            self.test_labels[copy] = data.test_labels
+            self.params[nodes] = self.model.init_parameters(n, generator, self.learning.init)
+            self.pair_fidelity[nodes] = 1.0
+            self.round_index[copy] = 0
+            self.stamps[copy] = 1.0
+            self.granted_fraction[copy] = 1.0
+            self.generated_total[copy] = 0
+            self.consumed_total[copy] = 0
+        index = torch.as_tensor(np.asarray(copies))
+        first_rows = self.params[index * n]
+        result = evaluate_rows(self.model, first_rows, self.test_features[index], self.test_labels[index])
+        self.accuracy[copies] = result[0]
+        self.loss[copies] = result[1]
+
+    # ---------------------------------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset every copy; ``seed`` = ``s`` seeds copy ``i`` with ``s + i``, a list seeds each copy.
+
+        ``options={"reset_mask": mask}`` resets only the copies where the ``(num_envs,)`` bool mask is True.
+        """
+        seeds = _copy_seeds(seed, self.num_envs)
+        copies = np.arange(self.num_envs)
+        mask = (options or {}).get("reset_mask")
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (self.num_envs,):
+                raise ConfigError(f"options['reset_mask']: expected a bool array of shape ({self.num_envs},)")
+            copies = np.flatnonzero(mask)
+            seeds = [seeds[i] for i in copies]
+        self._reset_copies(copies, seeds)
+        return self._observation(), self._infos(None)
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One round in every copy (the round order of the single environment), then autoreset the finished ones."""
+        e, n, links = self.num_envs, self.num_nodes, self.num_links
+        config = self.config
+        actions = np.asarray(actions)
+        if actions.shape[0] != e:
+            raise ValueError(f"actions: expected {e} rows (one per copy), got shape {actions.shape}")
+        decoded = [
+            decode_schedule(row, links, config.budget, config.serving_order, config.invalid_action) for row in actions
+        ]
+        attempts = np.concatenate([attempt for attempt, _ in decoded])
+        freshest = np.concatenate([order for _, order in decoded])
+        successes = np.concatenate(
+            [
+                rng.binomial(row, self.instance.success_probability)
+                for rng, row in zip(self.np_randoms, np.split(attempts, e), strict=True)
+            ]
+        ).astype(np.int64)
+        _, overflow = self.layer.inventory.add(successes)
+
+        submitted = self._local_round()
+        stamps = self._stamps(submitted)
+        phi = stamps.to(device=submitted.device, dtype=submitted.dtype)  # as the protocol sees them (check_stamps)
+        active_before = self.active
+        both_active = active_before[:, self.instance.edges[:, 0]] & active_before[:, self.instance.edges[:, 1]]
+        demand_per_link = float(self.mixing_steps * self.protocol_config.pairs_per_exchange)
+        requested = np.where(both_active, demand_per_link, 0.0)
+        provider = InventoryPairs(self.layer.inventory, freshest)
+        gossip = gossip_round(
+            self.union.edges,
+            submitted,
+            phi,
+            active_before.ravel(),
+            provider,
+            mixing_steps=self.mixing_steps,
+            pairs_per_exchange=self.protocol_config.pairs_per_exchange,
+            perturb_for_step=self._perturb_for_step,
+        )
+        consensus = self._consensus(gossip.params, phi, active_before)
+        new_params, checkpoint, committed = self._checkpoints(submitted, gossip, consensus, phi)
+
+        params = new_params.detach().to(self.model.dtype)
+        if self._all_byzantine.numel():
+            params = params.clone()
+            params[self._all_byzantine] = self._trained[self._all_byzantine]
+        self.params = params
+        received = torch.as_tensor(gossip.received_fidelity, dtype=torch.float64)
+        self.pair_fidelity = torch.where(torch.isnan(received), self.pair_fidelity, received.clamp(1e-6, 1.0))
+        expired = self.layer.inventory.age_one_round()
+
+        previous_accuracy = self.accuracy.copy()
+        accuracy, loss = evaluate_rows(self.model, consensus, self.test_features, self.test_labels)
+        self.accuracy, self.loss = accuracy, loss
+        self.stamps = stamps.detach().cpu().numpy().reshape(e, n)
+        pairs_per_edge = (gossip.granted_per_edge * self.protocol_config.pairs_per_exchange).reshape(e, links)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.granted_fraction = np.where(
+                requested > 0, np.clip(pairs_per_edge / np.maximum(requested, 1e-12), 0.0, 1.0), 1.0
+            )
+        generated = successes.reshape(e, links).sum(1)
+        consumed = pairs_per_edge.sum(1)
+        self.generated_total += generated
+        self.consumed_total += consumed
+        self.round_index += 1
+
+        attempted = gossip.attempted_per_edge.reshape(e, links).sum(1)
+        granted = gossip.granted_per_edge.reshape(e, links).sum(1)
+        endpoints_fidelity = _per_copy_fidelity(gossip, self.union.edges, e, links)
+        step_stats = {
+            "attempts": attempts.reshape(e, links).sum(1),
+            "generated": generated,
+            "expired": expired.reshape(e, links).sum(1),
+            "overflow": overflow.reshape(e, links).sum(1),
+            "attempted": attempted,
+            "granted": granted,
+            "consumed": consumed,
+            "mean_delivered_fidelity": endpoints_fidelity,
+            "checkpoint": checkpoint,
+            "committed": committed,
+        }
+        infos = self._infos(step_stats)
+        weights = config.reward
+        rewards = (
+            weights.accuracy * self.accuracy
+            + weights.accuracy_gain * (self.accuracy - previous_accuracy)
+            + weights.exchanges * infos["exchanges_granted_fraction"]
+            - weights.wasted * infos["wasted"]
+            - weights.attempt * infos["attempts"] / max(config.budget, 1)
+        )
+        truncated = self.round_index >= self.horizon
+        terminated = np.zeros(e, dtype=bool)
+        observation = self._observation()
+        if truncated.any():
+            done = np.flatnonzero(truncated)
+            infos["final_obs"] = _select_rows(observation, done, e)
+            infos["_final_obs"] = truncated.copy()
+            infos["final_info"] = {key: value.copy() for key, value in infos.items() if not key.startswith("final")}
+            infos["_final_info"] = truncated.copy()
+            self._reset_copies(done, [None] * done.size)
+            observation = self._observation()
+        return observation, rewards.astype(np.float64), terminated, truncated, infos
+
+    # ---------------------------------------------------------------------------------------- learning
+    def _local_round(self) -> torch.Tensor:
+        """K local steps for every node of every copy; Byzantine submissions attacked with each copy's generator."""
+        start = self.params
+        trained = local_train(
+            self.model,
+            start,
+            self.train_features,
+            self.train_labels,
+            self.learning.training,
+            self.shrink,
+            final_loss=False,
+        ).parameters
+        self._trained = trained
+        if not self._all_byzantine.numel():
+            return trained
+        submitted = trained.clone()
+        for copy, rows in enumerate(self._byzantine_rows):
+            if rows.size == 0:
+                continue
+            index = torch.as_tensor(rows, device=self.device)
+            round_index = int(self.round_index[copy])
+            generator = self.generators[copy]
+            if self.learning.attack_target == "weights":
+                attacked = self.attack(trained[index], round_index, generator)
+            else:
+                attacked = start[index] + self.attack(trained[index] - start[index], round_index, generator)
+            submitted[index] = attacked.to(submitted.dtype)
+        return submitted
+
+    def _stamps(self, submitted: torch.Tensor) -> torch.Tensor:
+        """Fidelity stamps ``(num_envs x N,)``; the QFI is refreshed in the copies whose round is due."""
+        n = self.num_nodes
+        due = np.flatnonzero(self.round_index % self.learning.qfi_every == 0)
+        if due.size:
+            rows = torch.as_tensor((due[:, None] * n + np.arange(n)).ravel())
+            angles, _, _ = self.model.split(submitted[rows])
+            probes = self.test_features[torch.as_tensor(due), : self.learning.qfi_probe_samples]
+            probes = probes.repeat_interleave(n, dim=0)
+            qfi = quantum_fisher_information(self.model.circuit, angles, probes)
+            self.qfi_score[rows] = normalised_qfi_trace(qfi).cpu().double()
+        return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.learning.stamps)
+
+    def _perturb_for_step(self, granted_ids: np.ndarray):
+        """The transport-noise hook of one mixing step: noise drawn per copy, in each copy's single-env order."""
+        if not self.learning.transport_noise:
+            return None
+        copy_of_message = np.concatenate([self._env_of_link[granted_ids], self._env_of_link[granted_ids]])
+        order = np.argsort(copy_of_message, kind="stable")  # groups each copy's messages, keeping their order
+        counts = np.bincount(copy_of_message, minlength=self.num_envs)
+
+        def perturb(messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
+            width = messages.shape[1]
+            pieces = [
+                torch.randn((int(count), width), generator=self.generators[copy], dtype=messages.dtype)
+                for copy, count in enumerate(counts)
+                if count
+            ]
+            grouped = torch.cat(pieces) if pieces else messages.new_zeros((0, width))
+            noise = torch.empty_like(grouped)
+            noise[torch.as_tensor(order)] = grouped
+            return receive(
+                messages, fidelity.to(messages.dtype), noise.to(messages.device), self.learning.transport_receiver
+            )
+
+        return perturb
+
+    def _consensus(self, params: torch.Tensor, phi: torch.Tensor, active: np.ndarray) -> torch.Tensor:
+        """Per copy ``sum phi_k theta_k / sum phi_k`` over its active nodes, ``(num_envs, P)``."""
+        e, n = self.num_envs, self.num_nodes
+        weights = (phi * torch.as_tensor(active.ravel(), dtype=phi.dtype, device=phi.device)).reshape(e, n)
+        rows = params.reshape(e, n, -1)
+        return torch.stack([weights[copy] @ rows[copy] / weights[copy].sum() for copy in range(e)])
+
+    def _checkpoints(
+        self, submitted: torch.Tensor, gossip: Any, consensus: torch.Tensor, phi: torch.Tensor
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Divergence, trust, and each copy's BFT checkpoint (per copy: its monitor works on ``(N,)`` arrays)."""
+        e, n = self.num_envs, self.num_nodes
+        config = self.protocol_config
+        rows = torch.cat([submitted.reshape(e, n, -1), consensus[:, None, :]], dim=1)  # (E, N + 1, P)
+        probes = self.test_features[:, : self.learning.probe_samples]
+        probabilities = predict_rows(self.model, rows.reshape(e * (n + 1), -1), probes.repeat_interleave(n + 1, 0))
+        probabilities = probabilities.reshape(e, n + 1, -1).to(torch.float64)
+        divergence = bernoulli_kl(probabilities[:, n], probabilities[:, :n], config.bft.probability_clip)
+        divergence = divergence.cpu().numpy()
+        fidelity = phi.detach().cpu().numpy().astype(np.float64).reshape(e, n)
+        received = gossip.messages_received.reshape(e, n)
+        new_params = gossip.params
+        checkpoint = np.zeros(e, dtype=bool)
+        committed = np.zeros(e, dtype=bool)
+        readmitted_rows: list[np.ndarray] = []
+        for copy, monitor in enumerate(self.monitors):
+            monitor.record(divergence[copy])
+            allowance = monitor.threshold(fidelity[copy]) / max(1, monitor.window_fill)
+            verified = divergence[copy] <= allowance
+            self.trust[copy] = update_trust(self.trust[copy], verified, config.trust.alpha)
+            if not is_checkpoint_round(int(self.round_index[copy]), config.bft.checkpoint_every):
+                continue
+            checkpoint[copy] = True
+            votes = received[copy] > 0 if config.votes_need_exchange else None
+            outcome = monitor.checkpoint(fidelity[copy], votes=votes, trust=self.trust[copy])
+            committed[copy] = outcome.committed
+            if outcome.committed and outcome.readmitted.any():
+                readmitted_rows.append(np.flatnonzero(outcome.readmitted) + copy * n)
+                new_params = new_params.clone() if len(readmitted_rows) == 1 else new_params
+                new_params[torch.as_tensor(readmitted_rows[-1])] = consensus[copy]
+        return new_params, checkpoint, committed
+
+    # ---------------------------------------------------------------------------------------- outputs
+    def _observation(self) -> Any:
+        """The observation of every copy, stacked (``(num_envs, ...)`` per key, or flattened rows)."""
+        e, links = self.num_envs, self.num_links
+        inventory = self.layer.inventory
+        active = self.active
+        edges = self.instance.edges
+        demand = np.where(
+            active[:, edges[:, 0]] & active[:, edges[:, 1]],
+            float(self.mixing_steps * self.protocol_config.pairs_per_exchange),
+            0.0,
+        )
+        checkpoint_next = np.array(
+            [is_checkpoint_round(int(r), self.protocol_config.bft.checkpoint_every) for r in self.round_index]
+        )
+        observation = {
+            "inventory": inventory.lifetime_histogram(self.lifetime_bins).reshape(e, links, -1),
+            "mean_fidelity": inventory.mean_fidelity().astype(np.float32).reshape(e, links),
+            "decay_rate": np.tile(self.instance.decay_rate.astype(np.float32), (e, 1)),
+            "success_probability": np.tile(self.instance.success_probability.astype(np.float32), (e, 1)),
+            "cutoff": np.tile(self.instance.cutoff.astype(np.float32), (e, 1)),
+            "demand_pairs": demand.astype(np.float32),
+            "demand_deadline": np.where(demand > 0, 1, 2).astype(np.float32),
+            "granted_fraction": self.granted_fraction.astype(np.float32),
+            "trust": self.trust.astype(np.float32),
+            "stamp": self.stamps.astype(np.float32),
+            "quarantined": (~active).astype(np.float32),
+            "round": (self.round_index / self.config.max_rounds).astype(np.float32)[:, None],
+            "checkpoint_next": checkpoint_next.astype(np.float32)[:, None],
+            "accuracy": self.accuracy.astype(np.float32)[:, None],
+            "loss": np.minimum(self.loss, 10.0).astype(np.float32)[:, None],
+        }
+        observation = {key: observation[key] for key in self.dict_observation_space.spaces}
+        if self.config.flatten_observation:
+            return np.concatenate([value.reshape(e, -1) for value in observation.values()], axis=1)
+        return observation
+
+    def _infos(self, stats: dict[str, np.ndarray] | None) -> dict[str, Any]:
+        """The single environment's info keys as ``(num_envs,)`` arrays (gymnasium's vector info layout)."""
+        e = self.num_envs
+        zeros = np.zeros(e, dtype=np.int64)
+        stats = stats or {
+            "attempts": zeros, "generated": zeros, "expired": zeros, "overflow": zeros, "attempted": zeros,
+            "granted": zeros, "consumed": zeros, "mean_delivered_fidelity": np.zeros(e),
+            "checkpoint": np.zeros(e, dtype=bool), "committed": np.zeros(e, dtype=bool),
+        }  # fmt: skip
+        active = self.active
+        byzantine = self.instance.byzantine
+        honest = ~byzantine
+        quarantined = ~active
+        with np.errstate(invalid="ignore", divide="ignore"):
+            utilisation = np.where(
+                self.generated_total > 0, self.consumed_total / np.maximum(self.generated_total, 1), 0.0
+            )
+            granted_fraction = np.where(
+                stats["attempted"] > 0, stats["granted"] / np.maximum(stats["attempted"], 1), 0.0
+            )
+        infos = {
+            "round": self.round_index.copy(),
+            "accuracy": self.accuracy.copy(),
+            "loss": self.loss.copy(),
+            "utilisation": utilisation,
+            "isolation_rate": quarantined[:, byzantine].mean(1) if byzantine.any() else np.zeros(e),
+            "false_quarantine_rate": quarantined[:, honest].mean(1) if honest.any() else np.zeros(e),
+            "active_nodes": active.sum(1),
+            "exchanges_granted_fraction": granted_fraction,
+            "requests_missed": stats["attempted"] - stats["granted"],
+            "pairs_expired": stats["expired"],
+            "wasted": stats["expired"] + stats["overflow"],
+            "attempts": stats["attempts"],
+            "generated": stats["generated"],
+            "consumed": stats["consumed"],
+            "mean_delivered_fidelity": np.nan_to_num(stats["mean_delivered_fidelity"], nan=0.0),
+            "checkpoint": stats["checkpoint"],
+            "committed": stats["committed"],
+        }
+        for key in list(infos):
+            infos[f"_{key}"] = np.ones(e, dtype=bool)
+        return infos
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _copy_seeds(seed: int | list[int | None] | None, copies: int) -> list[int | None]:
+    """Per-copy seeds: ``s`` -> ``s, s + 1, ...``; a list as given; None -> all None."""
+    if seed is None:
+        return [None] * copies
+    if isinstance(seed, int | np.integer):
+        return [int(seed) + i for i in range(copies)]
+    seeds = list(seed)
+    if len(seeds) != copies:
+        raise ConfigError(f"seed: expected an int or {copies} seeds, got {len(seeds)}")
+    return seeds
+
+
+def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``P(class 1)`` of each parameter row on its own probe features: ``(B, P), (B, S, n) -> (B, S)``."""
+    rows = rows.detach().to(model.dtype)
+    with torch.no_grad():
+        stacked = model.circuit.stacked_unitary(model.split(rows)[0])
+        return torch.sigmoid(model.logits(rows, features, stacked_unitary=stacked))
+
+
+def evaluate_rows(
+    model: Any, rows: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Test accuracy and loss (nats) of row ``i`` on test set ``i``: ``(B, P), (B, S, n), (B, S)``."""
+    result = evaluate(model, rows, features, labels)
+    return result.accuracy.double().cpu().numpy(), result.loss.double().cpu().numpy()
+
+
+def _per_copy_fidelity(gossip: Any, edges: np.ndarray, copies: int, links: int) -> np.ndarray:
+    """Mean fidelity of the pairs of all granted exchanges of each copy (NaN where none)."""
+    del edges
+    granted = gossip.granted_per_edge.reshape(copies, links).sum(1)
+    fidelity_sum = gossip.fidelity_sum_per_edge.reshape(copies, links).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(granted > 0, fidelity_sum / np.maximum(granted, 1), np.nan)
+
+
+def _select_rows(observation: Any, rows: np.ndarray, copies: int) -> Any:
+    """The observation of each copy as an object array (``None`` where the copy did not finish)."""
+    selected = np.full(copies, None, dtype=object)
+    for row in rows:
+        if isinstance(observation, dict):
+            selected[row] = {key: value[row].copy() for key, value in observation.items()}
+        else:
+            selected[row] = observation[row].copy()
+    return selected
