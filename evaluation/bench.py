@@ -10,7 +10,8 @@ Method:
 
 * ``env``: single-env steps per second with :func:`evaluation.throughput.measure_steps_per_second` (warm-up,
   pre-sampled actions, fixed wall-clock window); then, for each ``--n-envs`` value, SB3 ``DummyVecEnv`` and
-  ``SubprocVecEnv`` steps per second, counting ``n_envs`` env steps per ``VecEnv.step`` with pre-sampled batched
+  ``SubprocVecEnv`` (and, with ``--vec-env batched``, the CEAS envs' lock-step batch) steps per second,
+  counting ``n_envs`` env steps per ``VecEnv.step`` with pre-sampled batched
   actions (auto-reset cost included), after ``--warmup`` untimed vector steps.
 * ``ppo``: trains PPO with ceas-train's resolved hyper-parameters for ``--n-timesteps`` and times, by wrapping
   the bound methods, ``collect_rollouts`` (rollout: env steps plus the policy's forward passes), the VecEnv's
@@ -147,6 +148,7 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     parser = train.build_parser()
     train_args = parser.parse_args(
         ["--env", args.env, "-n", str(args.n_timesteps), "--seed", str(args.seed), "--verbose", "0"]
+        + ["--vec-env", args.vec_env]
         + (["--n-envs", str(args.n_envs)] if args.n_envs else [])
         + (["--hyperparams", *args.hyperparams] if args.hyperparams else [])
     )
@@ -169,6 +171,7 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
         "algorithm": config["algorithm"],
         "num_timesteps": int(model.num_timesteps),
         "n_envs": int(config["hyperparams"]["n_envs"]),
+        "vec_env": args.vec_env,
         "n_steps": int(config["hyperparams"].get("n_steps", 2048)),
         "torch_threads": args.threads,
         "seconds": {"total": total, "rollout": rollout, "env_step": env_step, "update": update},
@@ -218,13 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--env", nargs="+", default=["ceas_gym/EntanglementScheduling-Lite-v0"])
     env.add_argument("--duration", type=float, default=5.0, help="timed window per measurement, seconds")
     env.add_argument("--n-envs", nargs="+", type=int, default=[4], help="vectorised sizes")
-    env.add_argument("--vec-env", nargs="+", choices=["dummy", "subproc"], default=["dummy", "subproc"])
+    env.add_argument(
+        "--vec-env",
+        nargs="+",
+        choices=["dummy", "subproc", "batched"],
+        default=["dummy", "subproc"],
+        help="vectorised forms to measure (batched: the CEAS envs' lock-step batch)",
+    )
     env.add_argument("--seed", type=int, default=0)
     env.add_argument("--out", type=Path, default=None, help="write the JSON record here")
     ppo = commands.add_parser("ppo", help="PPO wall time: rollout collection vs network updates")
     ppo.add_argument("--env", default="ceas_gym/EntanglementScheduling-Lite-v0")
     ppo.add_argument("--n-timesteps", type=int, default=2048)
     ppo.add_argument("--n-envs", type=int, default=None, help="override the hyper-parameter file")
+    ppo.add_argument("--vec-env", choices=["dummy", "subproc", "batched"], default="dummy", help="as in ceas-train")
     ppo.add_argument("--hyperparams", nargs="+", default=[], metavar="K:V")
     ppo.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     ppo.add_argument("--seed", type=int, default=0)

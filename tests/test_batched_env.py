@@ -6,7 +6,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecMonitor
 
 import ceas_gym  # noqa: F401
 from agents.baselines import EarliestExpiringFirst
@@ -121,23 +120,26 @@ def test_gymnasium_make_vec_builds_it_with_same_step_autoreset() -> None:
 
 
 def test_sb3_adapter_reports_episodes_and_terminal_observations() -> None:
-    venv = VecMonitor(make_batched_vec_env("ceas_gym/EntanglementScheduling-Small-v0", 2, max_rounds=3))
+    venv = make_batched_vec_env("ceas_gym/EntanglementScheduling-Small-v0", 2, max_rounds=3)
     venv.seed(11)
     first = venv.reset()
     reference, _ = BatchedEntanglementSchedulingEnv(2, preset="small", max_rounds=3).reset(seed=[11, 12])
     assert_same_observation(first, [{k: v[c] for k, v in reference.items()} for c in range(2)])
     actions = np.full((2, *venv.action_space.shape), 0.5, dtype=np.float32)
+    returns = np.zeros(2)
     for _ in range(2):
-        _, _, dones, infos = venv.step(actions)
-        assert not dones.any()
+        _, rewards, dones, infos = venv.step(actions)
+        returns += rewards
+        assert not dones.any() and "episode" not in infos[0]
     observation, rewards, dones, infos = venv.step(actions)
     assert dones.all() and rewards.dtype == np.float32
     for copy in range(2):
         assert infos[copy]["TimeLimit.truncated"] is True
         assert infos[copy]["episode"]["l"] == 3
+        assert infos[copy]["episode"]["r"] == pytest.approx(returns[copy] + rewards[copy])
         assert infos[copy]["terminal_observation"]["round"][0] == pytest.approx(1.0)
         assert observation["round"][copy][0] == 0.0  # already the next episode's first observation
-    assert isinstance(venv.venv, BatchedVecEnv) and venv.get_attr("num_nodes") == [10, 10]
+    assert isinstance(venv, BatchedVecEnv) and venv.get_attr("num_nodes") == [10, 10]
 
 
 @pytest.mark.parametrize(
@@ -243,3 +245,15 @@ def test_gossip_takes_one_perturbation_hook_and_gives_the_step_factory_the_grant
     assert [ids.tolist() for ids in seen] == [[0, 1], [0, 1]]
     assert torch.equal(hooked.params, plain.params)
     assert hooked.fidelity_sum_per_edge.tolist() == pytest.approx([1.8, 1.8])
+
+
+def test_ceas_train_runs_on_the_batched_environment(tmp_path, capsys) -> None:
+    from training.train import main as train_main
+
+    argv = ["--env", "ceas_gym/EntanglementScheduling-Small-v0", "-n", "128", "--n-envs", "4", "--vec-env", "batched"]
+    argv += ["--hyperparams", "n_steps:32", "batch_size:64", "n_epochs:1", "--eval-freq", "0", "-f", str(tmp_path)]
+    assert train_main([*argv, "--no-progress", "--verbose", "0"]) == 0
+    assert (tmp_path / "ppo" / "EntanglementScheduling-Small-v0_1" / "final_model.zip").is_file()
+    with pytest.raises(SystemExit) as exit_:
+        train_main(["--env", "ceas_gym/EntanglementScheduling-Lite-v0", "--vec-env", "batched", "-f", str(tmp_path)])
+    assert exit_.value.code == 2 and "--vec-env batched: available for" in capsys.readouterr().err

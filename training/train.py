@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-kwargs", nargs="+", default=[], metavar="K:V", help="environment keyword arguments")
     parser.add_argument("--conf-file", type=Path, default=hp.DEFAULT_FILE, help="hyper-parameter YAML file")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel environments (overrides the file)")
-    parser.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy", help="vectorised env class")
+    parser.add_argument(
+        "--vec-env", choices=["dummy", "subproc", "batched"], default="dummy", help="vectorised env class"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (<= 0: off)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation")
@@ -149,9 +151,26 @@ def choose_policy(requested: str, observation_space: spaces.Space) -> str:
 
 
 def make_training_envs(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str) -> Any:
-    """``n_envs`` Monitor-wrapped copies of the env in a Dummy/SubprocVecEnv, seeded ``seed, seed + 1, ...``."""
+    """``n_envs`` copies of the env, seeded ``seed, seed + 1, ...``, with episode statistics.
+
+    ``vec_env``: ``"dummy"`` / ``"subproc"`` (Monitor-wrapped envs in SB3's ``DummyVecEnv`` / ``SubprocVecEnv``) or
+    ``"batched"`` (the CEAS envs' lock-step batched environment, which reports the same episode statistics).
+
+    Raises:
+        HyperparameterError: ``"batched"`` for an environment without a batched form.
+    """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    if vec_env == "batched":
+        from ceas_gym.envs.batched_sb3 import batched_ids, make_batched_vec_env
+
+        if env_id not in batched_ids():
+            raise hp.HyperparameterError(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
+        spec = gym.spec(env_id)
+        venv = make_batched_vec_env(env_id, n_envs, max_episode_steps=spec.max_episode_steps, **env_kwargs)
+        venv.seed(seed)
+        return venv
 
     vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
     factory = functools.partial(make_registered_env, env_id)
@@ -166,6 +185,11 @@ def make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
 def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the configuration of a new run (env id, kwargs, hyper-parameters, algorithm); exit 2 on errors."""
     env_id = check_env_id(parser, args.env)
+    if args.vec_env == "batched":
+        from ceas_gym.envs.batched_sb3 import batched_ids
+
+        if env_id not in batched_ids():
+            parser.error(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
     try:
         overrides = hp.parse_key_values(args.hyperparams, "--hyperparams")
         env_kwargs = hp.parse_key_values(args.env_kwargs, "--env-kwargs")

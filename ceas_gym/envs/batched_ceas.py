@@ -184,6 +184,10 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             self.granted_fraction[copy] = 1.0
             self.generated_total[copy] = 0
             self.consumed_total[copy] = 0
+        # One tensor per episode for the probe rows (each copy's probe set once per row it scores), so the
+        # circuit's encoding cache serves it every round instead of re-encoding the same samples.
+        probes = self.test_features[:, : self.learning.probe_samples]
+        self._probe_rows = probes.repeat_interleave(n + 1, dim=0)
         index = torch.as_tensor(np.asarray(copies))
         first_rows = self.params[index * n]
         result = evaluate_rows(self.model, first_rows, self.test_features[index], self.test_labels[index])
@@ -393,8 +397,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         e, n = self.num_envs, self.num_nodes
         config = self.protocol_config
         rows = torch.cat([submitted.reshape(e, n, -1), consensus[:, None, :]], dim=1)  # (E, N + 1, P)
-        probes = self.test_features[:, : self.learning.probe_samples]
-        probabilities = predict_rows(self.model, rows.reshape(e * (n + 1), -1), probes.repeat_interleave(n + 1, 0))
+        probabilities = predict_rows(self.model, rows.reshape(e * (n + 1), -1), self._probe_rows)
         probabilities = probabilities.reshape(e, n + 1, -1).to(torch.float64)
         divergence = bernoulli_kl(probabilities[:, n], probabilities[:, :n], config.bft.probability_clip)
         divergence = divergence.cpu().numpy()

@@ -4,12 +4,14 @@ SB3 expects its own vector API: ``reset() -> obs``, ``step_wait() -> (obs, rewar
 dict per environment, the last observation of a finished episode in ``infos[i]["terminal_observation"]`` and
 ``infos[i]["TimeLimit.truncated"]`` for truncations, and seeds set through :meth:`seed` before a reset. The
 batched environment resets finished copies within the step (same-step autoreset), which is exactly SB3's
-convention, so the adapter only reshapes the info. Wrap it in ``VecMonitor`` for episode statistics (``ceas-train
---vec-env batched`` does).
+convention, so the adapter reshapes the info and adds the episode statistics SB3's ``Monitor`` would add per
+environment (``infos[i]["episode"] = {"r": return, "l": length, "t": seconds since creation}``), so SB3's logger
+and ``ceas-train``'s callbacks see the same info keys as with ``DummyVecEnv``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,11 +32,16 @@ class BatchedVecEnv(VecEnv):
         self.env = env
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
+        self._created = time.time()
+        self._episode_return = np.zeros(env.num_envs)
+        self._episode_length = np.zeros(env.num_envs, dtype=np.int64)
 
     def reset(self) -> Any:
         """Reset every copy with the seeds given to :meth:`seed` (if any), then forget them."""
         seeds = None if all(seed is None for seed in self._seeds) else list(self._seeds)
         observation, _ = self.env.reset(seed=seeds)
+        self._episode_return[:] = 0.0
+        self._episode_length[:] = 0
         self._reset_seeds()
         self._reset_options()
         return observation
@@ -50,12 +57,21 @@ class BatchedVecEnv(VecEnv):
         observation, rewards, terminated, truncated, info = self.env.step(self._actions)
         self._actions = None
         dones = terminated | truncated
+        self._episode_return += rewards
+        self._episode_length += 1
         infos = per_copy_infos(info, self.num_envs)
         for copy in np.flatnonzero(dones):
             infos[copy]["terminal_observation"] = info["final_obs"][copy]
             infos[copy]["TimeLimit.truncated"] = bool(truncated[copy] and not terminated[copy])
             final = info["final_info"]
             infos[copy].update({key: final[key][copy].item() for key in final if not key.startswith("_")})
+            infos[copy]["episode"] = {
+                "r": float(self._episode_return[copy]),
+                "l": int(self._episode_length[copy]),
+                "t": round(time.time() - self._created, 6),
+            }
+            self._episode_return[copy] = 0.0
+            self._episode_length[copy] = 0
         return observation, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
