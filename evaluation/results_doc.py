@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ceas_gym.envs.batched_sb3 import batched_ids
 from evaluation import bench, cli, paper_fig4
 from training.run_folder import env_name, versions_record
 
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bench-duration", type=float, default=3.0, help="seconds per throughput measurement")
     parser.add_argument("--bench-n-envs", nargs="+", type=int, default=[4])
     parser.add_argument("--ppo-timesteps", type=int, default=8192, help="timesteps of the PPO time-split benchmark")
+    parser.add_argument(
+        "--bench-batched-copies",
+        type=int,
+        default=64,
+        help="copies for the batched-vs-DummyVecEnv throughput and PPO rows (CEAS envs only; 0: skip)",
+    )
     parser.add_argument("--skip-bench", action="store_true", help="leave the benchmarks out")
     parser.add_argument(
         "--paper-fig4-seeds",
@@ -150,15 +157,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(f"| {row['env_id']} | single env | {row['steps_per_second']:.0f} |")
         for row in env_record["vectorised"]:
             lines.append(f"| {row['env_id']} | {row['vec_env']} x {row['n_envs']} | {row['steps_per_second']:.0f} |")
+        batched_envs = [env_id for env_id in args.env if env_id in batched_ids()] if args.bench_batched_copies else []
+        for env_id in batched_envs:
+            copies = str(args.bench_batched_copies)
+            bench_argv = ["env", "--env", env_id, "--duration", str(args.bench_duration), "--out", str(env_json)]
+            bench.main([*bench_argv, "--n-envs", copies, "--vec-env", "dummy", "batched"])
+            for row in json.loads(env_json.read_text(encoding="utf-8"))["vectorised"]:
+                lines.append(f"| {env_id} | {row['vec_env']} x {copies} | {row['steps_per_second']:.0f} |")
         lines.append("")
-        lines += ["## PPO wall time", "", "| env | timesteps | rollout | of which env stepping | update |"]
-        lines.append("|---|---|---|---|---|")
-        for env_id in args.env:
-            bench.main(["ppo", "--env", env_id, "--n-timesteps", str(args.ppo_timesteps), "--out", str(ppo_json)])
-            share = json.loads(ppo_json.read_text(encoding="utf-8"))["share"]
+        lines += ["## PPO wall time", "", "| env | vector env | timesteps | rollout | of which env stepping | update |"]
+        lines.append("|---|---|---|---|---|---|")
+        runs = [(env_id, []) for env_id in args.env]
+        copies = str(args.bench_batched_copies)
+        runs += [
+            (env_id, ["--vec-env", "batched", "--n-envs", copies, "--hyperparams", "n_steps:32"])
+            for env_id in batched_envs
+        ]
+        for env_id, extra in runs:
+            bench.main(
+                ["ppo", "--env", env_id, "--n-timesteps", str(args.ppo_timesteps), "--out", str(ppo_json), *extra]
+            )
+            ppo_record = json.loads(ppo_json.read_text(encoding="utf-8"))
+            share = ppo_record["share"]
+            vector = f"{ppo_record['vec_env']} x {ppo_record['n_envs']}"
             lines.append(
-                f"| {env_id} | {args.ppo_timesteps} | {share['rollout']:.1%} | {share['env_step']:.1%} "
-                f"| {share['update']:.1%} |"
+                f"| {env_id} | {vector} | {args.ppo_timesteps} | {share['rollout']:.1%} "
+                f"| {share['env_step']:.1%} | {share['update']:.1%} |"
             )
         lines.append("")
         lines.append(f"Load average (1, 5, 15 min) at the end: {env_record['environment']['load_average_1_5_15_min']}.")
