@@ -148,7 +148,7 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     parser = train.build_parser()
     train_args = parser.parse_args(
         ["--env", args.env, "-n", str(args.n_timesteps), "--seed", str(args.seed), "--verbose", "0"]
-        + ["--vec-env", args.vec_env]
+        + (["--vec-env", args.vec_env] if args.vec_env else [])
         + (["--n-envs", str(args.n_envs)] if args.n_envs else [])
         + (["--hyperparams", *args.hyperparams] if args.hyperparams else [])
     )
@@ -171,7 +171,7 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
         "algorithm": config["algorithm"],
         "num_timesteps": int(model.num_timesteps),
         "n_envs": int(config["hyperparams"]["n_envs"]),
-        "vec_env": args.vec_env,
+        "vec_env": config["hyperparams"]["vec_env"],
         "n_steps": int(config["hyperparams"].get("n_steps", 2048)),
         "torch_threads": args.threads,
         "seconds": {"total": total, "rollout": rollout, "env_step": env_step, "update": update},
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument("--env", default="ceas_gym/EntanglementScheduling-Lite-v0")
     ppo.add_argument("--n-timesteps", type=int, default=2048)
     ppo.add_argument("--n-envs", type=int, default=None, help="override the hyper-parameter file")
-    ppo.add_argument("--vec-env", choices=["dummy", "subproc", "batched"], default="dummy", help="as in ceas-train")
+    ppo.add_argument("--vec-env", choices=["dummy", "subproc", "batched"], default=None, help="as in ceas-train")
     ppo.add_argument("--hyperparams", nargs="+", default=[], metavar="K:V")
     ppo.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     ppo.add_argument("--seed", type=int, default=0)

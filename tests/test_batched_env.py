@@ -257,3 +257,18 @@ def test_ceas_train_runs_on_the_batched_environment(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         train_main(["--env", "ceas_gym/EntanglementScheduling-Lite-v0", "--vec-env", "batched", "-f", str(tmp_path)])
     assert exit_.value.code == 2 and "--vec-env batched: available for" in capsys.readouterr().err
+
+
+def test_vec_env_comes_from_the_file_unless_the_flag_overrides_it(tmp_path, capsys) -> None:
+    from training.train import build_parser, resolve_new_run
+
+    parser = build_parser()
+    small = ["--env", "ceas_gym/EntanglementScheduling-Small-v0"]
+    assert resolve_new_run(parser, parser.parse_args(small))["hyperparams"]["vec_env"] == "batched"
+    flagged = parser.parse_args([*small, "--vec-env", "dummy"])
+    assert resolve_new_run(parser, flagged)["hyperparams"]["vec_env"] == "dummy"
+    lite = parser.parse_args(["--env", "ceas_gym/EntanglementScheduling-Lite-v0"])
+    assert resolve_new_run(parser, lite)["hyperparams"]["vec_env"] == "dummy"
+    with pytest.raises(SystemExit):
+        resolve_new_run(parser, parser.parse_args([*small, "--hyperparams", "vec_env:threads"]))
+    assert "vec_env = 'threads': allowed are dummy, subproc, batched" in capsys.readouterr().err

@@ -23,7 +23,11 @@ import yaml
 DEFAULT_FILE = Path(__file__).with_name("hyperparams") / "ppo.yml"
 
 # Keys handled by ceas-train itself rather than passed to the algorithm.
-META_KEYS = frozenset({"policy", "normalize", "n_envs", "n_timesteps", "flatten_observation", "info_keywords"})
+META_KEYS = frozenset(
+    {"policy", "normalize", "n_envs", "n_timesteps", "flatten_observation", "info_keywords", "vec_env"}
+)
+# Values of the ``vec_env`` meta key (and of ``ceas-train --vec-env``).
+VEC_ENVS = ("dummy", "subproc", "batched")
 # Constructor arguments ceas-train sets itself (from flags), so they may not appear in the file.
 RESERVED = frozenset({"self", "env", "policy", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"})
 

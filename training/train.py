@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--conf-file", type=Path, default=hp.DEFAULT_FILE, help="hyper-parameter YAML file")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel environments (overrides the file)")
     parser.add_argument(
-        "--vec-env", choices=["dummy", "subproc", "batched"], default="dummy", help="vectorised env class"
+        "--vec-env", choices=hp.VEC_ENVS, default=None, help="vectorised env class (default: the file's, or dummy)"
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (<= 0: off)")
@@ -185,11 +185,6 @@ def make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
 def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the configuration of a new run (env id, kwargs, hyper-parameters, algorithm); exit 2 on errors."""
     env_id = check_env_id(parser, args.env)
-    if args.vec_env == "batched":
-        from ceas_gym.envs.batched_sb3 import batched_ids
-
-        if env_id not in batched_ids():
-            parser.error(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
     try:
         overrides = hp.parse_key_values(args.hyperparams, "--hyperparams")
         env_kwargs = hp.parse_key_values(args.env_kwargs, "--env-kwargs")
@@ -201,6 +196,16 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         merged["n_timesteps"] = args.n_timesteps
     if args.n_envs is not None:
         merged["n_envs"] = args.n_envs
+    if args.vec_env is not None:
+        merged["vec_env"] = args.vec_env
+    merged.setdefault("vec_env", "dummy")
+    if merged["vec_env"] not in hp.VEC_ENVS:
+        parser.error(f"vec_env = {merged['vec_env']!r}: allowed are {', '.join(hp.VEC_ENVS)}")
+    if merged["vec_env"] == "batched":
+        from ceas_gym.envs.batched_sb3 import batched_ids
+
+        if env_id not in batched_ids():
+            parser.error(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
     if merged.get("flatten_observation"):
         env_kwargs.setdefault("flatten_observation", True)
     try:
@@ -282,7 +287,8 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
     from agents.ppo import vecnormalize_path_for
 
     hyper = config["hyperparams"]
-    venv = make_training_envs(config["env_id"], hyper["n_envs"], config["seed"], config["env_kwargs"], args.vec_env)
+    vec_env = hyper.get("vec_env", "dummy")  # runs recorded before the key existed used DummyVecEnv
+    venv = make_training_envs(config["env_id"], hyper["n_envs"], config["seed"], config["env_kwargs"], vec_env)
     normalize = hp.normalize_kwargs(hyper.get("normalize"))
     algorithm = algorithm_class(config["algorithm"])
     tensorboard = str(run / "tensorboard")
