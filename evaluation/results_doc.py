@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="copies for the batched-vs-DummyVecEnv throughput and PPO rows (CEAS envs only; 0: skip)",
     )
     parser.add_argument("--skip-bench", action="store_true", help="leave the benchmarks out")
+    parser.add_argument("--notes", type=Path, default=None, help="a Markdown file inserted after the command line")
     parser.add_argument(
         "--paper-fig4-seeds",
         type=int,
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 def relative(path: Path, start: Path) -> str:
     """``path`` relative to the folder ``start`` (POSIX separators), for Markdown links."""
     return Path(os.path.relpath(path, start)).as_posix()
+
+
+def bench_resolved_vec_env(env_id: str) -> str:
+    """The ``vec_env`` that ``ceas-train`` resolves for ``env_id`` from the hyper-parameter file."""
+    from training import hyperparams as hp
+
+    return str(hp.merge(hp.load_file(), env_id, {}).get("vec_env", "dummy"))
 
 
 def models_by_env(parser: argparse.ArgumentParser, env_ids: Sequence[str], specs: Sequence[str]) -> dict:
@@ -99,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.notes is not None and not args.notes.is_file():
+        parser.error(f"--notes {str(args.notes)!r}: no such file")
     assets = args.assets or args.out.with_name(args.out.stem + "_assets")
     page = args.out.parent
     sections = []
@@ -125,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         + ".",
         "",
+        *([args.notes.read_text(encoding="utf-8"), ""] if args.notes is not None else []),
         "## Policies",
         "",
         *sections,
@@ -167,12 +178,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines.append("")
         lines += ["## PPO wall time", "", "| env | vector env | timesteps | rollout | of which env stepping | update |"]
         lines.append("|---|---|---|---|---|---|")
-        runs = [(env_id, []) for env_id in args.env]
+        # The file's settings for every env. For the CEAS envs also DummyVecEnv and the batched environment with
+        # the same copies and n_steps, so those two rows compare like with like (the file's row is dropped when
+        # it is one of them).
         copies = str(args.bench_batched_copies)
-        runs += [
-            (env_id, ["--vec-env", "batched", "--n-envs", copies, "--hyperparams", "n_steps:32"])
-            for env_id in batched_envs
-        ]
+        runs: list[tuple[str, list[str]]] = []
+        for env_id in args.env:
+            if env_id not in batched_envs:
+                runs.append((env_id, []))
+                continue
+            if bench_resolved_vec_env(env_id) != "batched":
+                runs.append((env_id, []))
+            for form in ("dummy", "batched"):
+                runs.append((env_id, ["--vec-env", form, "--n-envs", copies, "--hyperparams", "n_steps:32"]))
         for env_id, extra in runs:
             bench.main(
                 ["ppo", "--env", env_id, "--n-timesteps", str(args.ppo_timesteps), "--out", str(ppo_json), *extra]
