@@ -47,6 +47,7 @@ from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 from ceas_gym.envs.ceas_config import CEASEnvConfig
+from ceas_gym.envs.distributed_training import attack_rows
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.learning.data import make_federated_data
@@ -338,11 +339,8 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
                 continue
             index = torch.as_tensor(rows, device=self.device)
             round_index = int(self.round_index[copy])
-            generator = self.generators[copy]
-            if self.learning.attack_target == "weights":
-                attacked = self.attack(trained[index], round_index, generator)
-            else:
-                attacked = start[index] + self.attack(trained[index] - start[index], round_index, generator)
+            target = self.learning.attack_target
+            attacked = attack_rows(self.attack, target, start, trained, index, round_index, self.generators[copy])
             submitted[index] = attacked.to(submitted.dtype)
         return submitted
 

@@ -40,6 +40,24 @@ from ceas_gym.learning.transport import transmit
 from ceas_gym.network.hardware import HARDWARE_PROFILES
 
 
+def attack_rows(
+    attack: Any,
+    target: str,
+    start: torch.Tensor,
+    trained: torch.Tensor,
+    index: torch.Tensor,
+    round_index: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """What the Byzantine rows ``index`` submit, drawing any noise from ``generator``.
+
+    ``target="weights"`` attacks their trained weights; ``"update"`` attacks their update ``trained - start``.
+    """
+    if target == "weights":
+        return attack(trained[index], round_index, generator)
+    return start[index] + attack(trained[index] - start[index], round_index, generator)
+
+
 class DistributedTraining:
     """Parameters, data, noise and attacks of every node; the learning half of a CEAS round.
 
@@ -109,10 +127,9 @@ class DistributedTraining:
         if self._byzantine_index.numel() == 0:
             return trained
         index = self._byzantine_index
-        if self.config.attack_target == "weights":
-            attacked = self.attack(trained[index], round_index, self.generator)
-        else:
-            attacked = start[index] + self.attack(trained[index] - start[index], round_index, self.generator)
+        attacked = attack_rows(
+            self.attack, self.config.attack_target, start, trained, index, round_index, self.generator
+        )
         submitted = trained.clone()
         submitted[index] = attacked.to(submitted.dtype)
         return submitted
