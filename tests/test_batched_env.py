@@ -272,3 +272,23 @@ def test_vec_env_comes_from_the_file_unless_the_flag_overrides_it(tmp_path, caps
     with pytest.raises(SystemExit):
         resolve_new_run(parser, parser.parse_args([*small, "--hyperparams", "vec_env:threads"]))
     assert "vec_env = 'threads': allowed are dummy, subproc, batched" in capsys.readouterr().err
+
+
+def test_env_kwargs_in_the_file_reach_the_environment_and_the_flag_wins(tmp_path, capsys) -> None:
+    from training.train import build_parser, resolve_new_run
+
+    conf = tmp_path / "ppo.yml"
+    conf.write_text(
+        "default: {policy: MultiInputPolicy, n_envs: 1, n_timesteps: 64}\n"
+        "ceas_gym/EntanglementScheduling-Small-v0: {env_kwargs: {max_rounds: 7, budget: 30}}\n",
+        encoding="utf-8",
+    )
+    parser = build_parser()
+    argv = ["--env", "ceas_gym/EntanglementScheduling-Small-v0", "--conf-file", str(conf)]
+    config = resolve_new_run(parser, parser.parse_args([*argv, "--env-kwargs", "budget:20"]))
+    assert config["env_kwargs"] == {"max_rounds": 7, "budget": 20}
+    assert "env_kwargs" not in config["hyperparams"]
+    conf.write_text("default: {n_envs: 1, n_timesteps: 64, env_kwargs: [1, 2]}\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        resolve_new_run(parser, parser.parse_args(argv))
+    assert "env_kwargs = [1, 2]: expected a mapping" in capsys.readouterr().err

@@ -206,6 +206,10 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
         if env_id not in batched_ids():
             parser.error(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
+    file_env_kwargs = merged.pop("env_kwargs", None) or {}
+    if not isinstance(file_env_kwargs, dict):
+        parser.error(f"env_kwargs = {file_env_kwargs!r}: expected a mapping of environment keyword arguments")
+    env_kwargs = {**file_env_kwargs, **env_kwargs}  # --env-kwargs wins key by key
     if merged.get("flatten_observation"):
         env_kwargs.setdefault("flatten_observation", True)
     try:
