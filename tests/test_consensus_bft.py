@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from ceas_gym.config import ConfigError, from_dict
 from ceas_gym.consensus.bft import (
+    BatchedBFTMonitor,
     BFTConfig,
     BFTMonitor,
     bernoulli_kl,
     divergence_threshold,
     is_checkpoint_round,
+    masked_quantile,
     quorum_size,
 )
 from ceas_gym.consensus.pairs import UnlimitedPairs
@@ -316,3 +318,75 @@ def test_threshold_scale_follows_a_low_quantile_of_active_divergences():
     assert outcome.quarantined.tolist() == [False, False, False, False, True]
     # With node 4 quarantined the quantile is over the four active nodes: Q_0.25 of (0.4, 0.6, 0.8, 1.0) = 0.55.
     np.testing.assert_allclose(monitor.threshold(np.ones(5)), 4.0 * 0.55)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 12), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]),
+       st.integers(0, 2**31 - 1))  # fmt: skip
+def test_masked_quantile_equals_numpy_quantile_bit_for_bit(rows, width, quantile, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.exponential(1.0, (rows, width)) * rng.integers(0, 3, (rows, width))  # ties and zeros included
+    mask = rng.random((rows, width)) < 0.7
+    result = masked_quantile(values, mask, quantile)
+    for row in range(rows):
+        if mask[row].any():
+            assert result[row] == np.quantile(values[row][mask[row]], quantile)  # exact, not approximate
+        else:
+            assert np.isnan(result[row])
+
+
+def reference_checkpoint(config, active, rolling, threshold, fidelity, voters, trust):
+    """The per-network checkpoint rule written out with Python loops (the module docstring, step by step)."""
+    n = active.size
+    active_count = int(active.sum())
+    quorum = 2 * max(0, (active_count - 1) // 3) + 1
+    if sum(1 for k in range(n) if voters[k] and active[k]) < quorum:
+        return False, active.copy()
+    new_active = active.copy()
+    for k in range(n):
+        trusted = trust[k] >= config.trust_min
+        if active[k] and (rolling[k] > threshold[k] or not trusted):
+            new_active[k] = False
+        if (not active[k] and fidelity[k] >= config.readmit_fidelity
+                and rolling[k] <= config.readmit_fraction * threshold[k] and trusted):  # fmt: skip
+            new_active[k] = True
+    while new_active.sum() < min(config.min_active, n):
+        candidates = [k for k in range(n) if not new_active[k]]
+        new_active[min(candidates, key=lambda k: (rolling[k], k))] = True
+    return True, new_active
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 10), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_batched_monitor_matches_the_per_network_rule_in_every_network(networks, num_nodes, min_active, seed):
+    rng = np.random.default_rng(seed)
+    config = BFTConfig(min_active=min_active, threshold_base=0.3, rolling_window=3, trust_min=0.3)
+    batch = BatchedBFTMonitor(config, num_nodes, networks)
+    singles = [BFTMonitor(config, num_nodes) for _ in range(networks)]
+    for _ in range(6):
+        divergence = rng.exponential(0.1, (networks, num_nodes)) * rng.integers(1, 20, (networks, 1))
+        batch.record(divergence)
+        for single, row in zip(singles, divergence, strict=True):
+            single.record(row)
+        fidelity = rng.uniform(0.5, 1.0, (networks, num_nodes))
+        voters = rng.random((networks, num_nodes)) < 0.8
+        trust = rng.uniform(0.0, 1.0, (networks, num_nodes))
+        due = rng.random(networks) < 0.7
+        before = batch.active.copy()
+        rolling, threshold = batch.rolling_divergence(), batch.threshold(fidelity)
+        outcome = batch.checkpoint(fidelity, votes=voters, trust=trust, networks=due)
+        for index, single in enumerate(singles):
+            np.testing.assert_array_equal(single.threshold(fidelity[index]), threshold[index])
+            if not due[index]:
+                np.testing.assert_array_equal(batch.active[index], before[index])
+                continue
+            committed, expected = reference_checkpoint(config, before[index], rolling[index], threshold[index],
+                                                       fidelity[index], voters[index], trust[index])  # fmt: skip
+            assert outcome.committed[index] == committed
+            np.testing.assert_array_equal(batch.active[index], expected)
+            single_outcome = single.checkpoint(fidelity[index], votes=voters[index], trust=trust[index])
+            assert single_outcome.committed == committed
+            np.testing.assert_array_equal(single.active, expected)
+        assert not (outcome.committed & ~due).any()
+    np.testing.assert_array_equal(batch.checkpoints_committed + batch.checkpoints_failed,
+                                  [s.checkpoints_committed + s.checkpoints_failed for s in singles])  # fmt: skip

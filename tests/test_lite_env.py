@@ -42,6 +42,34 @@ def test_split_budget_hand_computed_case():
     assert split_budget(np.array([1.0, 1.0, 2.0]), 8).tolist() == [2, 2]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(2, 12), st.integers(0, 300), st.integers(0, 2**31 - 1))
+def test_split_budget_of_a_batch_equals_each_row_split_alone(rows, width, budget, seed):
+    rng = np.random.default_rng(seed)
+    weights = rng.random((rows, width)) * (rng.random((rows, width)) < 0.8)
+    weights[0] = 0.0 if rows > 1 else weights[0]  # an all-zero row spends nothing
+    weights[-1, ::2] = 0.5  # equal remainders: ties go to the lower index in every row
+    batch = split_budget(weights, budget)
+    assert batch.shape == (rows, width - 1)
+    for row in range(rows):
+        np.testing.assert_array_equal(batch[row], _split_one(weights[row], budget))
+
+
+def _split_one(weights, budget):
+    """Largest-remainder split of one row, written with a Python loop over the leftover attempts."""
+    total = weights.sum()
+    if total <= 0 or budget == 0:
+        return np.zeros(weights.size - 1, dtype=np.int64)
+    exact = budget * weights / total
+    shares = np.floor(exact).astype(np.int64)
+    remainders = exact - shares
+    for _ in range(budget - int(shares.sum())):
+        best = max(range(weights.size), key=lambda k: (remainders[k], -k))
+        shares[best] += 1
+        remainders[best] = -1.0
+    return shares[:-1]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -135,9 +135,41 @@ def quorum_size(num_active: int) -> int:
     return 2 * max(0, (num_active - 1) // 3) + 1
 
 
-def is_checkpoint_round(round_index: int, checkpoint_every: int) -> bool:
-    """Whether 0-based round ``round_index`` ends with a checkpoint: ``(round_index + 1) % k == 0``."""
+def is_checkpoint_round(round_index: int | np.ndarray, checkpoint_every: int) -> bool | np.ndarray:
+    """Whether 0-based round ``round_index`` ends with a checkpoint: ``(round_index + 1) % k == 0`` (elementwise)."""
     return (round_index + 1) % checkpoint_every == 0
+
+
+def masked_quantile(values: np.ndarray, mask: np.ndarray, quantile: float) -> np.ndarray:
+    """Per row, ``np.quantile(values[row][mask[row]], quantile)`` (linear method), for all rows at once.
+
+    Bit-for-bit the same as numpy's linear interpolation (including its ``_lerp`` that interpolates from the upper
+    neighbour when the weight is at least 1/2), so a batch of networks computes what a single network computes.
+
+    Args:
+        values: ``(B, N)`` float values.
+        mask: ``(B, N)`` bool, which entries of each row take part.
+        quantile: q in [0, 1].
+
+    Returns:
+        ``(B,)`` float64 quantiles, NaN for a row with no entry in the mask.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    count = mask.sum(axis=-1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)  # the masked entries first, in increasing order
+    virtual = (count - 1) * np.float64(quantile)
+    floor = np.floor(virtual)
+    gamma = virtual - floor
+    last = np.maximum(count - 1, 0)
+    previous = np.clip(floor, 0, last).astype(np.intp)
+    upper = np.minimum(previous + 1, last)
+    low = np.take_along_axis(ordered, previous[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, upper[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        difference = high - low
+        result = np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
+    return np.where(count > 0, result, np.nan)
 
 
 @dataclass(frozen=True)
@@ -165,8 +197,179 @@ class CheckpointOutcome:
     threshold: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)  # holds arrays
+class BatchedCheckpointOutcome:
+    """What one checkpoint decided in each of B networks (the fields of :class:`CheckpointOutcome`, batched).
+
+    Attributes:
+        ran: Networks that held a checkpoint this call. ``(B,)`` bool.
+        committed: Networks whose checkpoint reached its quorum and took effect. ``(B,)`` bool.
+        votes: Active nodes that voted. ``(B,)`` int.
+        quorum: Votes needed, ``2f + 1``. ``(B,)`` int.
+        active: Active masks after the checkpoint. ``(B, N)`` bool.
+        quarantined: Nodes quarantined at this checkpoint. ``(B, N)`` bool.
+        readmitted: Nodes readmitted at this checkpoint. ``(B, N)`` bool.
+        rolling_divergence: R_k (nats). ``(B, N)``.
+        threshold: The effective thresholds (nats). ``(B, N)``.
+    """
+
+    ran: np.ndarray
+    committed: np.ndarray
+    votes: np.ndarray
+    quorum: np.ndarray
+    active: np.ndarray
+    quarantined: np.ndarray
+    readmitted: np.ndarray
+    rolling_divergence: np.ndarray
+    threshold: np.ndarray
+
+    def network(self, index: int) -> CheckpointOutcome:
+        """The outcome of network ``index`` as a :class:`CheckpointOutcome`."""
+        return CheckpointOutcome(
+            committed=bool(self.committed[index]),
+            votes=int(self.votes[index]),
+            quorum=int(self.quorum[index]),
+            active=self.active[index].copy(),
+            quarantined=self.quarantined[index].copy(),
+            readmitted=self.readmitted[index].copy(),
+            rolling_divergence=self.rolling_divergence[index].copy(),
+            threshold=self.threshold[index].copy(),
+        )
+
+
+class BatchedBFTMonitor:
+    """Rolling divergence records, active masks and checkpoint decisions of B independent networks of N nodes.
+
+    Every rule of the module docstring, applied to all networks in a few array operations (no loop over networks
+    or nodes). :class:`BFTMonitor` is this class for one network.
+
+    Args:
+        config: The checkpoint settings.
+        num_nodes: Number of nodes N per network, >= 1.
+        num_networks: Number of networks B, >= 1.
+    """
+
+    def __init__(self, config: BFTConfig, num_nodes: int, num_networks: int = 1) -> None:
+        check_int("num_nodes", num_nodes, 1)
+        check_int("num_networks", num_networks, 1)
+        self.config = config
+        self.num_nodes = num_nodes
+        self.num_networks = num_networks
+        self.active = np.ones((num_networks, num_nodes), dtype=bool)  # (B, N)
+        self.history = np.zeros((num_networks, config.rolling_window, num_nodes))  # (B, W, N) nats
+        self.rounds_recorded = np.zeros(num_networks, dtype=np.int64)  # (B,)
+        self.checkpoints_committed = np.zeros(num_networks, dtype=np.int64)  # (B,)
+        self.checkpoints_failed = np.zeros(num_networks, dtype=np.int64)  # (B,)
+
+    def reset(self, networks: np.ndarray | None = None) -> None:
+        """Forget the history of the given networks (indices or a ``(B,)`` bool mask; default all)."""
+        rows = slice(None) if networks is None else np.asarray(networks)
+        self.active[rows] = True
+        self.history[rows] = 0.0
+        self.rounds_recorded[rows] = 0
+        self.checkpoints_committed[rows] = 0
+        self.checkpoints_failed[rows] = 0
+
+    def record(self, divergence: np.ndarray) -> None:
+        """Store one round's divergence per node of every network (nats), ``(B, N)`` >= 0."""
+        values = np.asarray(divergence, dtype=np.float64)
+        shape = (self.num_networks, self.num_nodes)
+        if values.shape != shape or np.any(~(values >= 0)):
+            raise ConfigError(f"divergence: expected {shape} non-negative values, got shape {values.shape}")
+        slot = self.rounds_recorded % self.config.rolling_window
+        self.history[np.arange(self.num_networks), slot] = values
+        self.rounds_recorded += 1
+
+    @property
+    def window_fill(self) -> np.ndarray:
+        """Rounds currently in each rolling window, ``min(rounds_recorded, W)``. ``(B,)`` int."""
+        return np.minimum(self.rounds_recorded, self.config.rolling_window)
+
+    def rolling_divergence(self) -> np.ndarray:
+        """Sum of each node's divergence over its recorded window (nats). ``(B, N)``."""
+        return self.history.sum(axis=1)
+
+    def threshold(self, fidelity: np.ndarray) -> np.ndarray:
+        """Effective threshold per node: ``Theta(F)`` with scale ``max(theta0 w / W, c Q_q(R_active))`` (nats).
+
+        ``(B, N)`` for fidelity ``(B, N)``. ``theta0`` is scaled by the recorded fraction ``w / W`` of the window;
+        the quantile term is already a sum over the recorded rounds.
+        """
+        config = self.config
+        scale = config.threshold_base * (self.window_fill / config.rolling_window)
+        if config.relative_factor > 0:
+            typical = masked_quantile(self.rolling_divergence(), self.active, config.relative_quantile)
+            relative = config.relative_factor * typical
+            scale = np.where(self.active.any(axis=1), np.maximum(scale, np.nan_to_num(relative, nan=0.0)), scale)
+        return divergence_threshold(fidelity, scale[:, None], config.threshold_slope)
+
+    def checkpoint(
+        self,
+        fidelity: np.ndarray,
+        votes: np.ndarray | None = None,
+        trust: np.ndarray | None = None,
+        networks: np.ndarray | None = None,
+    ) -> BatchedCheckpointOutcome:
+        """Run a checkpoint in the chosen networks: quorum test, then quarantine and readmission.
+
+        Args:
+            fidelity: Fidelity F_k per node for Theta(F), in [0, 1]. ``(B, N)``.
+            votes: Nodes whose vote arrived (default: all); only active voters count. ``(B, N)`` bool.
+            trust: Trust scores for the ``trust_min`` test (default: all 1). ``(B, N)`` in [0, 1].
+            networks: Which networks hold a checkpoint (default: all). ``(B,)`` bool.
+
+        Returns:
+            The :class:`BatchedCheckpointOutcome`; :attr:`active` is updated where committed.
+        """
+        shape = (self.num_networks, self.num_nodes)
+        fidelity = np.asarray(fidelity, dtype=np.float64)
+        if fidelity.shape != shape or np.any(~((fidelity >= 0) & (fidelity <= 1))):
+            raise ConfigError(f"fidelity: expected {shape} values in [0, 1], got shape {fidelity.shape}")
+        voters = np.ones(shape, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
+        scores = np.ones(shape) if trust is None else np.asarray(trust, dtype=np.float64)
+        ran = np.ones(self.num_networks, dtype=bool) if networks is None else np.asarray(networks, dtype=bool)
+        if voters.shape != shape or scores.shape != shape or ran.shape != shape[:1]:
+            raise ConfigError(f"votes and trust: expected shape {shape}; networks: expected shape {shape[:1]}")
+        config = self.config
+        active = self.active
+        rolling = self.rolling_divergence()
+        threshold = self.threshold(fidelity)
+        quorum = 2 * np.maximum(0, (active.sum(axis=1) - 1) // 3) + 1
+        vote_count = (voters & active).sum(axis=1)
+        committed = ran & (vote_count >= quorum)
+
+        trusted = scores >= config.trust_min
+        flagged = active & ((rolling > threshold) | ~trusted)
+        recovered = ~active & (fidelity >= config.readmit_fidelity) & (rolling <= config.readmit_fraction * threshold)
+        new_active = (active & ~flagged) | (recovered & trusted)
+        deficit = min(config.min_active, self.num_nodes) - new_active.sum(axis=1)  # (B,)
+        # Readmit the lowest rolling divergences first (ties by node index) until each network has its minimum.
+        order = np.argsort(np.where(new_active, np.inf, rolling), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(self.num_nodes)[None, :].repeat(self.num_networks, 0), axis=1)
+        new_active |= ~new_active & (rank < deficit[:, None])
+        new_active = np.where(committed[:, None], new_active, active)
+        outcome = BatchedCheckpointOutcome(
+            ran=ran,
+            committed=committed,
+            votes=vote_count,
+            quorum=quorum,
+            active=new_active,
+            quarantined=active & ~new_active,
+            readmitted=~active & new_active,
+            rolling_divergence=rolling,
+            threshold=threshold,
+        )
+        self.active = new_active.copy()
+        self.checkpoints_committed += committed
+        self.checkpoints_failed += ran & ~committed
+        return outcome
+
+
 class BFTMonitor:
-    """Rolling divergence record, active mask and checkpoint decisions for N nodes.
+    """Rolling divergence record, active mask and checkpoint decisions for N nodes of one network.
+
+    A :class:`BatchedBFTMonitor` of one network, with ``(N,)`` arrays and scalar counters.
 
     Args:
         config: The checkpoint settings.
@@ -174,48 +377,57 @@ class BFTMonitor:
     """
 
     def __init__(self, config: BFTConfig, num_nodes: int) -> None:
-        check_int("num_nodes", num_nodes, 1)
+        self._batch = BatchedBFTMonitor(config, num_nodes, 1)
         self.config = config
         self.num_nodes = num_nodes
-        self.reset()
 
     def reset(self) -> None:
         """Forget all history: every node active, no divergence recorded, counters zero."""
-        self.active = np.ones(self.num_nodes, dtype=bool)
-        self._history = np.zeros((self.config.rolling_window, self.num_nodes))
-        self.rounds_recorded = 0
-        self.checkpoints_committed = 0
-        self.checkpoints_failed = 0
+        self._batch.reset()
+
+    @property
+    def active(self) -> np.ndarray:
+        """Active (not quarantined) nodes, ``(N,)`` bool (a view: writing to it changes the monitor)."""
+        return self._batch.active[0]
+
+    @active.setter
+    def active(self, value: np.ndarray) -> None:
+        self._batch.active[0] = value
+
+    @property
+    def rounds_recorded(self) -> int:
+        """Rounds recorded since the last reset."""
+        return int(self._batch.rounds_recorded[0])
+
+    @property
+    def checkpoints_committed(self) -> int:
+        """Checkpoints that reached their quorum since the last reset."""
+        return int(self._batch.checkpoints_committed[0])
+
+    @property
+    def checkpoints_failed(self) -> int:
+        """Checkpoints that missed their quorum since the last reset."""
+        return int(self._batch.checkpoints_failed[0])
 
     def record(self, divergence: np.ndarray) -> None:
         """Store one round's divergence per node (nats), ``(N,)`` >= 0, dropping the oldest beyond the window."""
         values = np.asarray(divergence, dtype=np.float64)
         if values.shape != (self.num_nodes,) or np.any(~(values >= 0)):
             raise ConfigError(f"divergence: expected ({self.num_nodes},) non-negative values, got {values.shape}")
-        self._history[self.rounds_recorded % self.config.rolling_window] = values
-        self.rounds_recorded += 1
+        self._batch.record(values[None])
 
     @property
     def window_fill(self) -> int:
         """Rounds currently in the rolling window, ``min(rounds_recorded, W)``."""
-        return min(self.rounds_recorded, self.config.rolling_window)
+        return int(self._batch.window_fill[0])
 
     def rolling_divergence(self) -> np.ndarray:
         """Sum of each node's divergence over the recorded window (nats). ``(N,)``."""
-        return self._history.sum(axis=0)
+        return self._batch.rolling_divergence()[0]
 
     def threshold(self, fidelity: np.ndarray) -> np.ndarray:
-        """Effective threshold per node: ``Theta(F)`` with scale ``max(theta0 w / W, c Q_q(R_active))`` (nats).
-
-        ``(N,)``. ``theta0`` is scaled by the recorded fraction ``w / W`` of the window; the median term is already
-        a sum over the recorded rounds.
-        """
-        config = self.config
-        scale = config.threshold_base * (self.window_fill / config.rolling_window)
-        if config.relative_factor > 0 and self.active.any():
-            typical = float(np.quantile(self.rolling_divergence()[self.active], config.relative_quantile))
-            scale = max(scale, config.relative_factor * typical)
-        return divergence_threshold(fidelity, scale, config.threshold_slope)
+        """Effective threshold per node (nats), ``(N,)``; see :meth:`BatchedBFTMonitor.threshold`."""
+        return self._batch.threshold(np.asarray(fidelity, dtype=np.float64).reshape(1, -1))[0]
 
     def checkpoint(
         self, fidelity: np.ndarray, votes: np.ndarray | None = None, trust: np.ndarray | None = None
@@ -234,45 +446,13 @@ class BFTMonitor:
         fidelity = np.asarray(fidelity, dtype=np.float64)
         if fidelity.shape != (n,) or np.any(~((fidelity >= 0) & (fidelity <= 1))):
             raise ConfigError(f"fidelity: expected ({n},) values in [0, 1], got shape {fidelity.shape}")
-        voters = np.ones(n, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
-        scores = np.ones(n) if trust is None else np.asarray(trust, dtype=np.float64)
-        if voters.shape != (n,) or scores.shape != (n,):
+        voters = None if votes is None else np.asarray(votes, dtype=bool)
+        scores = None if trust is None else np.asarray(trust, dtype=np.float64)
+        if (voters is not None and voters.shape != (n,)) or (scores is not None and scores.shape != (n,)):
             raise ConfigError(f"votes and trust: expected shape ({n},)")
-        config = self.config
-        rolling = self.rolling_divergence()
-        threshold = self.threshold(fidelity)
-        quorum = quorum_size(int(self.active.sum()))
-        vote_count = int((voters & self.active).sum())
-        unchanged = np.zeros(n, dtype=bool)
-        if vote_count < quorum:
-            self.checkpoints_failed += 1
-            return CheckpointOutcome(False, vote_count, quorum, self.active.copy(), unchanged, unchanged.copy(),
-                                     rolling, threshold)  # fmt: skip
-
-        trusted = scores >= config.trust_min
-        flagged = self.active & ((rolling > threshold) | ~trusted)
-        recovered = (
-            ~self.active
-            & (fidelity >= config.readmit_fidelity)
-            & (rolling <= config.readmit_fraction * threshold)
-            & trusted
+        outcome = self._batch.checkpoint(
+            fidelity[None],
+            votes=None if voters is None else voters[None],
+            trust=None if scores is None else scores[None],
         )
-        new_active = (self.active & ~flagged) | recovered
-        deficit = min(config.min_active, n) - int(new_active.sum())
-        if deficit > 0:
-            candidates = np.flatnonzero(~new_active)
-            order = candidates[np.argsort(rolling[candidates], kind="stable")]
-            new_active[order[:deficit]] = True
-        outcome = CheckpointOutcome(
-            committed=True,
-            votes=vote_count,
-            quorum=quorum,
-            active=new_active,
-            quarantined=self.active & ~new_active,
-            readmitted=~self.active & new_active,
-            rolling_divergence=rolling,
-            threshold=threshold,
-        )
-        self.active = new_active.copy()
-        self.checkpoints_committed += 1
-        return outcome
+        return outcome.network(0)

@@ -166,9 +166,13 @@ def probe_predictions(predict: Predict, rows: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_consensus(params: torch.Tensor, stamps: torch.Tensor, members: np.ndarray) -> torch.Tensor:
-    """Return ``sum_{k in members} phi_k theta_k / sum_{k in members} phi_k`` (CEAS eq. 4-5), ``(P,)``."""
+    """Return ``sum_{k in members} phi_k theta_k / sum_{k in members} phi_k`` (CEAS eq. 4-5), ``(P,)``.
+
+    Batched over leading dimensions too: params ``(..., N, P)``, stamps and members ``(..., N)`` give ``(..., P)``
+    (one batched matmul, the same arithmetic per network as for one).
+    """
     weights = stamps * torch.as_tensor(members, dtype=stamps.dtype, device=stamps.device)
-    return weights @ params / weights.sum()
+    return (weights[..., None, :] @ params)[..., 0, :] / weights.sum(-1, keepdim=True)
 
 
 @dataclass(frozen=True)

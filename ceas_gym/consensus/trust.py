@@ -44,13 +44,13 @@ def update_trust(
     """Return ``alpha * trust + (1 - alpha) * verified`` where observed, ``trust`` elsewhere.
 
     Args:
-        trust: Current scores tau. ``(N,)`` float in [0, 1].
-        verified: Verification outcomes v. ``(N,)`` bool or float in [0, 1].
+        trust: Current scores tau. ``(N,)`` float in [0, 1], or ``(B, N)`` for B networks at once.
+        verified: Verification outcomes v, shaped like ``trust``, bool or float in [0, 1].
         alpha: Memory in (0, 1).
-        observed: Which nodes have an outcome this round (default: all). ``(N,)`` bool.
+        observed: Which nodes have an outcome this round (default: all), shaped like ``trust``, bool.
 
     Returns:
-        The new scores, ``(N,)`` float64.
+        The new scores, float64, shaped like ``trust``.
 
     Raises:
         ConfigError: On mismatched shapes or values outside [0, 1].
@@ -58,7 +58,7 @@ def update_trust(
     check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     tau = np.asarray(trust, dtype=np.float64)
     outcome = np.asarray(verified, dtype=np.float64)
-    if tau.ndim != 1 or outcome.shape != tau.shape:
+    if tau.ndim not in (1, 2) or outcome.shape != tau.shape:
         raise ConfigError(f"verified: expected shape {tau.shape} like trust, got {outcome.shape}")
     if np.any((outcome < 0) | (outcome > 1)) or np.any((tau < 0) | (tau > 1)):
         raise ConfigError("trust and verified: every value must be in [0, 1]")

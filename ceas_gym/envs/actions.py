@@ -25,7 +25,8 @@ def decode_schedule(
     """Turn an action into ``(attempts per link (E,) int, freshest_first per link (E,) bool)``.
 
     Args:
-        action: The agent's action (see the module docstring for the layout).
+        action: The agent's action (see the module docstring for the layout); ``(B, width)`` decodes B actions at
+            once into ``(B, E)`` arrays.
         num_links: Number of links E.
         budget: Generation attempts available this round.
         serving_order: ``"agent"``, ``"oldest-first"`` or ``"freshest-first"``.
@@ -35,17 +36,17 @@ def decode_schedule(
         ValueError: On a wrong shape, a non-finite entry, or (``invalid_action="raise"``) an entry outside [0, 1].
     """
     action = np.asarray(action, dtype=np.float64)
-    expected = (num_links + 1 + (num_links if serving_order == "agent" else 0),)
-    if action.shape != expected:
-        raise ValueError(f"action: expected shape {expected}, got {action.shape}")
+    width = num_links + 1 + (num_links if serving_order == "agent" else 0)
+    if action.ndim not in (1, 2) or action.shape[-1] != width:
+        raise ValueError(f"action: expected shape {(width,)} (or (batch, {width})), got {action.shape}")
     if not np.all(np.isfinite(action)):
         raise ValueError("action: every entry must be finite (got NaN or inf)")
     if invalid_action == "raise" and (np.any(action < 0.0) or np.any(action > 1.0)):
         raise ValueError("action: entries must lie in [0, 1] (invalid_action='raise')")
     action = np.clip(action, 0.0, 1.0)
-    attempts = split_budget(action[: num_links + 1], budget)
+    attempts = split_budget(action[..., : num_links + 1], budget)
     if serving_order == "agent":
-        freshest = action[num_links + 1 :] > 0.5
+        freshest = action[..., num_links + 1 :] > 0.5
     else:
-        freshest = np.full(num_links, serving_order == "freshest-first")
+        freshest = np.full(attempts.shape, serving_order == "freshest-first")
     return attempts, freshest

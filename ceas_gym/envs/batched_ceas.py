@@ -39,10 +39,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ceas_gym.config import ConfigError
-from ceas_gym.consensus.bft import BFTMonitor, bernoulli_kl, is_checkpoint_round
+from ceas_gym.consensus.bft import BatchedBFTMonitor, bernoulli_kl, is_checkpoint_round
 from ceas_gym.consensus.gossip import gossip_round
 from ceas_gym.consensus.pairs import InventoryPairs
-from ceas_gym.consensus.protocol import CEASProtocol
+from ceas_gym.consensus.protocol import CEASProtocol, weighted_consensus
 from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
@@ -113,7 +113,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         protocol: CEASProtocol = template.protocol  # type: ignore[assignment]
         self.protocol_config = protocol.config
         self.mixing_steps = protocol.mixing_steps
-        self.monitors = [BFTMonitor(protocol.config.bft, self.num_nodes) for _ in range(num_envs)]
+        self.monitor = BatchedBFTMonitor(protocol.config.bft, self.num_nodes, num_envs)
 
         training = template.training  # the single env's learning layer: model, noise and attack (stateless parts)
         self.model = training.model
@@ -156,7 +156,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
     @property
     def active(self) -> np.ndarray:
         """Active (not quarantined) nodes per copy. ``(num_envs, N)`` bool."""
-        return np.stack([monitor.active for monitor in self.monitors])
+        return self.monitor.active.copy()
 
     def _reset_copies(self, copies: np.ndarray, seeds: list[int | None]) -> None:
         """Reset the listed copies as a single environment's ``reset(seed)`` does, in the same order of draws."""
@@ -168,7 +168,6 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             rng = self.np_randoms[copy]
             nodes = slice(copy * n, (copy + 1) * n)
             self.layer.inventory.clear_links(np.arange(copy * links, (copy + 1) * links))
-            self.monitors[copy].reset()
             self.trust[copy] = self.protocol_config.trust.initial
             generator = self.generators[copy]
             generator.manual_seed(int(rng.integers(0, 2**63 - 1)))
@@ -185,6 +184,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             self.granted_fraction[copy] = 1.0
             self.generated_total[copy] = 0
             self.consumed_total[copy] = 0
+        self.monitor.reset(np.asarray(copies, dtype=np.intp))
         # One tensor per episode for the probe rows (each copy's probe set once per row it scores), so the
         # circuit's encoding cache serves it every round instead of re-encoding the same samples.
         probes = self.test_features[:, : self.learning.probe_samples]
@@ -222,11 +222,8 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape[0] != e:
             raise ValueError(f"actions: expected {e} rows (one per copy), got shape {actions.shape}")
-        decoded = [
-            decode_schedule(row, links, config.budget, config.serving_order, config.invalid_action) for row in actions
-        ]
-        attempts = np.concatenate([attempt for attempt, _ in decoded])
-        freshest = np.concatenate([order for _, order in decoded])
+        attempts, freshest = decode_schedule(actions, links, config.budget, config.serving_order, config.invalid_action)
+        attempts, freshest = attempts.ravel(), freshest.ravel()
         successes = np.concatenate(
             [
                 rng.binomial(row, self.instance.success_probability)
@@ -384,9 +381,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
     def _consensus(self, params: torch.Tensor, phi: torch.Tensor, active: np.ndarray) -> torch.Tensor:
         """Per copy ``sum phi_k theta_k / sum phi_k`` over its active nodes, ``(num_envs, P)``."""
         e, n = self.num_envs, self.num_nodes
-        weights = (phi * torch.as_tensor(active.ravel(), dtype=phi.dtype, device=phi.device)).reshape(e, n)
-        rows = params.reshape(e, n, -1)
-        return torch.stack([weights[copy] @ rows[copy] / weights[copy].sum() for copy in range(e)])
+        return weighted_consensus(params.reshape(e, n, -1), phi.reshape(e, n), active)
 
     def _checkpoints(
         self, submitted: torch.Tensor, gossip: Any, consensus: torch.Tensor, phi: torch.Tensor
@@ -402,24 +397,18 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         fidelity = phi.detach().cpu().numpy().astype(np.float64).reshape(e, n)
         received = gossip.messages_received.reshape(e, n)
         new_params = gossip.params
-        checkpoint = np.zeros(e, dtype=bool)
-        committed = np.zeros(e, dtype=bool)
-        readmitted_rows: list[np.ndarray] = []
-        for copy, monitor in enumerate(self.monitors):
-            monitor.record(divergence[copy])
-            allowance = monitor.threshold(fidelity[copy]) / max(1, monitor.window_fill)
-            verified = divergence[copy] <= allowance
-            self.trust[copy] = update_trust(self.trust[copy], verified, config.trust.alpha)
-            if not is_checkpoint_round(int(self.round_index[copy]), config.bft.checkpoint_every):
-                continue
-            checkpoint[copy] = True
-            votes = received[copy] > 0 if config.votes_need_exchange else None
-            outcome = monitor.checkpoint(fidelity[copy], votes=votes, trust=self.trust[copy])
-            committed[copy] = outcome.committed
-            if outcome.committed and outcome.readmitted.any():
-                readmitted_rows.append(np.flatnonzero(outcome.readmitted) + copy * n)
-                new_params = new_params.clone() if len(readmitted_rows) == 1 else new_params
-                new_params[torch.as_tensor(readmitted_rows[-1])] = consensus[copy]
+        monitor = self.monitor
+        monitor.record(divergence)
+        allowance = monitor.threshold(fidelity) / np.maximum(1, monitor.window_fill)[:, None]
+        self.trust = update_trust(self.trust, divergence <= allowance, config.trust.alpha)
+        checkpoint = is_checkpoint_round(self.round_index, config.bft.checkpoint_every)
+        votes = received > 0 if config.votes_need_exchange else None
+        outcome = monitor.checkpoint(fidelity, votes=votes, trust=self.trust, networks=checkpoint)
+        committed = outcome.committed
+        readmitted = np.flatnonzero((outcome.readmitted & committed[:, None]).ravel())
+        if readmitted.size:
+            new_params = new_params.clone()
+            new_params[torch.as_tensor(readmitted)] = consensus[torch.as_tensor(readmitted // n)]
         return new_params, checkpoint, committed
 
     # ---------------------------------------------------------------------------------------- outputs
@@ -434,9 +423,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             float(self.mixing_steps * self.protocol_config.pairs_per_exchange),
             0.0,
         )
-        checkpoint_next = np.array(
-            [is_checkpoint_round(int(r), self.protocol_config.bft.checkpoint_every) for r in self.round_index]
-        )
+        checkpoint_next = is_checkpoint_round(self.round_index, self.protocol_config.bft.checkpoint_every)
         observation = {
             "inventory": inventory.lifetime_histogram(self.lifetime_bins).reshape(e, links, -1),
             "mean_fidelity": inventory.mean_fidelity().astype(np.float32).reshape(e, links),

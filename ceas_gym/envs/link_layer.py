@@ -35,22 +35,26 @@ def split_budget(weights: np.ndarray, budget: int) -> np.ndarray:
     equal ``budget``. All-zero weights spend nothing.
 
     Args:
-        weights: Non-negative weights, one per link plus one for "unspent". ``(num_links + 1,)`` float.
+        weights: Non-negative weights, one per link plus one for "unspent". ``(num_links + 1,)`` float, or
+            ``(B, num_links + 1)`` for B independent splits at once.
         budget: Attempts available this round (>= 0).
 
     Returns:
-        Attempts per link. ``(num_links,)`` int, summing to at most ``budget``.
+        Attempts per link. ``(num_links,)`` int (``(B, num_links)`` for a batch), summing to at most ``budget``.
     """
     weights = np.asarray(weights, dtype=np.float64)
-    total = weights.sum()
-    if total <= 0.0 or budget == 0:
-        return np.zeros(weights.shape[0] - 1, dtype=np.int64)
-    exact = budget * weights / total
+    rows = weights.reshape(-1, weights.shape[-1])
+    total = rows.sum(axis=1, keepdims=True)
+    spend = (total > 0.0) & (budget > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = np.where(spend, budget * rows / np.where(spend, total, 1.0), 0.0)
     floor = np.floor(exact).astype(np.int64)
-    leftover = budget - int(floor.sum())
-    order = np.argsort(-(exact - floor), kind="stable")
-    floor[order[:leftover]] += 1
-    return floor[:-1]
+    leftover = np.where(spend[:, 0], budget - floor.sum(axis=1), 0)  # (B,)
+    order = np.argsort(-(exact - floor), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(rows.shape[1]), rows.shape), axis=1)
+    floor += rank < leftover[:, None]
+    return floor[:, :-1].reshape(*weights.shape[:-1], weights.shape[-1] - 1)
 
 
 @dataclass(frozen=True)
