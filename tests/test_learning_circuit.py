@@ -204,3 +204,17 @@ def test_encoding_cache_follows_in_place_changes_and_distinct_tensors():
     other = features.clone()  # equal values, other storage: a fresh entry, same result
     torch.testing.assert_close(circuit.encode_real(other), halved)
     torch.testing.assert_close(halved.square().sum(-1), torch.ones(2, 4, dtype=torch.float64))  # normalised
+
+
+@pytest.mark.parametrize(("n", "layers"), [(1, 2), (2, 1), (3, 2), (4, 3), (5, 2)])
+def test_layer_unitary_closed_form_backward_equals_autograd_through_the_construction(n, layers):
+    """The analytic backward of ``LayerUnitaries`` against autograd differentiating the gather-and-product forward."""
+    circuit = _circuit(n, layers)
+    params = _random((3, layers, n, 2), 60 + n).requires_grad_(True)
+    cotangent = torch.complex(_random((3, layers, 2**n, 2**n), 70), _random((3, layers, 2**n, 2**n), 71))
+    (closed_form,) = torch.autograd.grad(torch.view_as_real(circuit.layer_unitaries(params) * cotangent).sum(), params)
+    through_construction = params.detach().clone().requires_grad_(True)
+    unitaries = circuit._layer_unitaries_forward(through_construction)
+    (reference,) = torch.autograd.grad(torch.view_as_real(unitaries * cotangent).sum(), through_construction)
+    torch.testing.assert_close(closed_form, reference, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(lambda p: torch.view_as_real(circuit.layer_unitaries(p)), (params,))
