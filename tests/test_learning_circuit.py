@@ -12,6 +12,8 @@ from ceas_gym.learning.circuit import (
     CircuitConfig,
     cnot_ring_pairs,
     gate_counts,
+    gather_product,
+    layer_entry_index,
     parameter_shift_jacobian,
 )
 from ceas_gym.learning.reference import reference_expectations, reference_parameter_shift
@@ -218,3 +220,32 @@ def test_layer_unitary_closed_form_backward_equals_autograd_through_the_construc
     (reference,) = torch.autograd.grad(torch.view_as_real(unitaries * cotangent).sum(), through_construction)
     torch.testing.assert_close(closed_form, reference, atol=1e-12, rtol=0)
     assert torch.autograd.gradcheck(lambda p: torch.view_as_real(circuit.layer_unitaries(p)), (params,))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_paired_two_stage_product_equals_the_one_stage_gather(n):
+    circuit = _circuit(n, 2)
+    ry = _random((3, 2, n), 80 + n)
+    half = ry / 2
+    table = torch.stack([torch.cos(half), -torch.sin(half), torch.sin(half), torch.cos(half)], dim=-1).flatten(-2)
+    one_stage = gather_product(table, torch.as_tensor(layer_entry_index(n)), n).unflatten(-1, (2**n, 2**n))
+    torch.testing.assert_close(circuit._real_layer_factors_forward(ry), one_stage, atol=1e-14, rtol=0)
+
+
+@pytest.mark.parametrize("readout", ["first", "all"])
+def test_a_row_computes_the_same_bits_alone_and_in_a_batch(readout):
+    """The batched vector environment relies on it: a network's numbers must not depend on the batch around it."""
+    circuit = _circuit(4, 3, readout=readout, dtype="complex64")
+    params = _random((5, 3, 4, 2), 90).float()
+    features = _random((5, 40, 4), 91).float()
+    batched = circuit.expectations(params, features)
+    for row in range(5):
+        alone = circuit.expectations(params[row : row + 1], features[row : row + 1])
+        assert torch.equal(batched[row], alone[0])
+
+
+def test_first_readout_through_the_folded_observable_equals_qubit_zero_of_all_readouts():
+    params, features = _random((4, 3, 5, 2), 92), _random((4, 7, 5), 93)
+    first = _circuit(5, 3, readout="first").expectations(params, features)
+    every = _circuit(5, 3, readout="all").expectations(params, features)
+    torch.testing.assert_close(first[..., 0], every[..., 0], atol=1e-12, rtol=0)

@@ -20,18 +20,29 @@ Fast construction (closed form, few tensor operations, all layers and nodes at o
 ``K_l = (RZ_0 (x) ... (x) RZ_{n-1}) (RY_0 (x) ... (x) RY_{n-1}) = D_l Y_l`` with a diagonal phase
 ``D_l[r] = exp(-i/2 sum_q b_q s_q(r))`` (``s_q(r) = 1 - 2 bit_q(r)`` the ``Z_q`` eigenvalue, ``b_q`` the RZ angle)
 and a real matrix ``Y_l[r, c] = prod_q RY(a_q)[bit_q(r), bit_q(c)]``. Folding the ring permutation into the row
-index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``: the real factors come from one gather of the entries
-``cos(a/2), -sin(a/2), sin(a/2), cos(a/2)`` with a precomputed index and a product over qubits, the phases from one
-real matmul. The encoded product state ``prod_q RY(x_q)|0>`` is real (``amp[c] = prod_q f_q[bit_q(c)]``,
-``f_q = (cos(x_q/2), sin(x_q/2))``), so :meth:`BatchedCircuit.expectations` multiplies it with the stacked real and
-imaginary parts of ``U`` (one real matmul) and reads ``|amp|^2`` off the squares: no complex state is formed.
+index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``. The real factors ``Y'_l[r, c] = Y_l[src[r], c]`` come from
+gathering the entries ``cos(a/2), -sin(a/2), sin(a/2), cos(a/2)`` with precomputed indices in two stages (products
+for qubit pairs, then over pairs: ``D^2 (n/2 - 1) + 16 n/2`` multiplications per layer instead of ``D^2 (n - 1)``).
+
+The fused unitary is built in real arithmetic (:meth:`BatchedCircuit.stacked_unitary`): ``V_l (A + iB) =
+diag(e^{i phi_l}) (Y'_l A + i Y'_l B)``, one real batched matmul per layer and a row rotation, returning
+``[Re U; Im U]``. The encoded product state ``prod_q RY(x_q)|0>`` is real (``amp[c] = prod_q f_q[bit_q(c)]``,
+``f_q = (cos(x_q/2), sin(x_q/2))``), so no complex state is formed: with ``readout="all"``,
+:meth:`BatchedCircuit.expectations` multiplies it with ``[Re U; Im U]`` and reads ``|amp|^2`` off the squares; with
+``readout="first"`` it folds the observable into ``M = Re(U^H Z_0 U)`` and evaluates ``x^T M x``.
 Everything stays in the configured precision (complex64 -> float32). Encoded states of the last few feature
 tensors are cached (keyed by storage address, shape, strides and version counter, holding a reference so the
 storage cannot be reused), since a training run encodes the same training, probe and test sets every round.
 
-Gradients: autograd through the fused unitary, or :func:`parameter_shift_jacobian`, the exact two-term rule
+Batch invariance: a parameter set's numbers do not depend on the batch it is computed in (no matmul whose
+summation order could change with the number of rows; tested), so the batched vector environment reproduces
+single environments bit for bit.
+
+Gradients: autograd through the fused unitary, with closed-form backward passes for the layer construction
+(:class:`RealLayerFactors`, :class:`LayerUnitaries`: one ``D x D`` matmul per layer instead of differentiating the
+gathers and products), or :func:`parameter_shift_jacobian`, the exact two-term rule
 ``d<Z>/dtheta = (<Z>(theta + pi/2) - <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with
-eigenvalues +-1/2).
+eigenvalues +-1/2). Tests check all three against each other and against a dense reference simulator.
 """
 
 from __future__ import annotations
@@ -190,8 +201,8 @@ def real_product_states(features: torch.Tensor, index: torch.Tensor) -> torch.Te
 def gather_product(table: torch.Tensor, index: torch.Tensor, num_factors: int) -> torch.Tensor:
     """Return ``out[..., m] = prod_f table[..., index[f * M + m]]`` for ``M = len(index) / num_factors``.
 
-    The gather runs on the transposed, batch-last layout (``index_select`` along dim 0 copies contiguous rows), which
-    on CPU is far cheaper than gathering along the last dimension.
+    The gather runs on the transposed, batch-last layout (:func:`column_product`), which on CPU is far cheaper than
+    gathering along the last dimension.
 
     Args:
         table: ``(..., K)`` values.
@@ -199,15 +210,24 @@ def gather_product(table: torch.Tensor, index: torch.Tensor, num_factors: int) -
         num_factors: Number of factors multiplied per output entry.
 
     Returns:
-        ``(..., M)`` products.
+        ``(..., M)`` products, contiguous.
     """
     batch_shape = table.shape[:-1]
     columns = table.reshape(-1, table.shape[-1]).T.contiguous()  # (K, batch)
+    product = column_product(columns, index, num_factors)
+    return product.T.contiguous().reshape(*batch_shape, -1)  # batch-major again: matmuls need unit column stride
+
+
+def column_product(columns: torch.Tensor, index: torch.Tensor, num_factors: int) -> torch.Tensor:
+    """:func:`gather_product` in the batch-last layout: ``(K, batch)`` -> ``(M, batch)``.
+
+    ``index_select`` along dim 0 copies contiguous rows; products of several stages can stay in this layout.
+    """
     factors = columns.index_select(0, index).unflatten(0, (num_factors, -1)).unbind(0)  # F x (M, batch)
     product = factors[0]  # unbind, not indexing: its backward is one stack instead of F zero-filled copies
     for factor in factors[1:]:  # loop over factors (qubits), not nodes or samples
         product = product * factor
-    return product.T.reshape(*batch_shape, -1)
+    return product
 
 
 def layer_entry_index(num_qubits: int) -> np.ndarray:
@@ -220,6 +240,33 @@ def layer_entry_index(num_qubits: int) -> np.ndarray:
     row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
     entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D)
     return (4 * np.arange(num_qubits)[:, None, None] + entry).reshape(-1)
+
+
+def paired_entry_indices(num_qubits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the two-stage product behind :func:`layer_entry_index` (the same values, fewer multiplications).
+
+    Qubits are grouped in pairs ``(0, 1), (2, 3), ...`` (an odd last qubit alone). Stage 1 multiplies, for each group
+    ``g`` and each of its 16 entry combinations ``e = 4 E_a + E_b`` (``E = 2 bit_row + bit_col`` of each qubit), the
+    two RY entries; a lone qubit is paired with a constant 1 (table index ``4 n``). Stage 2 multiplies, per matrix
+    entry ``(r, c)``, the ``G = ceil(n / 2)`` group entries ``16 g + e_g(src[r], c)``.
+
+    Returns:
+        ``(stage1, stage2)``: ``(2 * 16 G,)`` factor-major indices into the RY table extended by the constant, and
+        ``(G * D * D,)`` factor-major indices into the ``(16 G,)`` group table.
+    """
+    groups = [tuple(range(q, min(q + 2, num_qubits))) for q in range(0, num_qubits, 2)]
+    combos = np.arange(16)
+    first = np.concatenate([4 * group[0] + combos // 4 for group in groups])
+    second = np.concatenate(
+        [4 * group[1] + combos % 4 if len(group) == 2 else np.full(16, 4 * num_qubits) for group in groups]
+    )
+    bits = _basis_bits(num_qubits)  # (D, n)
+    row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
+    entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D): E of qubit q at (r, c)
+    stage2 = [
+        16 * g + 4 * entry[group[0]] + (entry[group[1]] if len(group) == 2 else 0) for g, group in enumerate(groups)
+    ]
+    return np.concatenate([first, second]), np.stack(stage2).reshape(-1)
 
 
 def layer_phase_signs(num_qubits: int) -> np.ndarray:
@@ -244,7 +291,9 @@ class BatchedCircuit:
         n = self.config.num_qubits
         bits = _basis_bits(n)  # (D, n)
         self._source_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
-        self._entry_index = torch.as_tensor(layer_entry_index(n), device=self.device)
+        stage1, stage2 = paired_entry_indices(n)
+        self._pair_stage1 = torch.as_tensor(stage1, device=self.device)
+        self._pair_stage2 = torch.as_tensor(stage2, device=self.device)
         self._encoding_index = torch.as_tensor(encoding_index(n), device=self.device)
         self._phase_signs = torch.as_tensor(layer_phase_signs(n), dtype=self.real_dtype, device=self.device)
         dimension = 2**n
@@ -283,13 +332,35 @@ class BatchedCircuit:
 
     def _layer_unitaries_forward(self, params: torch.Tensor) -> torch.Tensor:
         """The closed-form construction of :meth:`layer_unitaries` (no autograd graph needed)."""
-        n, dimension = self.config.num_qubits, self.config.dimension
-        half_ry = params[..., 0] / 2  # (B, L, n)
-        cos, sin = torch.cos(half_ry), torch.sin(half_ry)
-        table = torch.stack([cos, -sin, sin, cos], dim=-1).flatten(-2)  # (B, L, 4n): RY entries per qubit
-        real = gather_product(table, self._entry_index, n).unflatten(-1, (dimension, dimension))  # (B, L, D, D)
-        phase = (params[..., 1] @ self._phase_signs)[..., :, None]  # (B, L, D, 1) phase angle of row r
+        real = self._real_layer_factors_forward(params[..., 0])  # (B, L, D, D)
+        phase = self._row_phases(params[..., 1])[..., :, None]  # (B, L, D, 1) phase angle of row r
         return torch.complex(torch.cos(phase) * real, torch.sin(phase) * real)
+
+    def _row_phases(self, rz_angles: torch.Tensor) -> torch.Tensor:
+        """Phase angles ``phi[r] = sum_q b_q sigma_q(r)`` of the layer rows for RZ angles ``(B, L, n)``: ``(B, L, D)``.
+
+        A broadcast product and a sum rather than a matmul: a matmul's summation order can depend on how many rows
+        it is given, and a batch of networks must compute what each network computes alone.
+        """
+        return (rz_angles[..., :, None] * self._phase_signs).sum(-2)
+
+    def _real_layer_factors_forward(self, ry_angles: torch.Tensor) -> torch.Tensor:
+        """Real factors ``Y_l[src[r], c]`` of the layers for RY angles ``(B, L, n)``: ``(B, L, D, D)``."""
+        n, dimension = self.config.num_qubits, self.config.dimension
+        half_ry = ry_angles / 2
+        cos, sin = torch.cos(half_ry), torch.sin(half_ry)
+        batch_shape = ry_angles.shape[:-1]
+        cos, sin = cos.reshape(-1, n).T, sin.reshape(-1, n).T  # (n, batch): the batch-last layout
+        table = torch.cat([torch.stack([cos, -sin, sin, cos], dim=1).flatten(0, 1), torch.ones_like(cos[:1])])
+        groups = column_product(table, self._pair_stage1, 2)  # (16 G, batch): entries of qubit pairs
+        factors = column_product(groups, self._pair_stage2, (n + 1) // 2)  # (D * D, batch)
+        return factors.T.contiguous().reshape(*batch_shape, dimension, dimension)  # batch-major: unit column stride
+
+    def real_layer_factors(self, ry_angles: torch.Tensor) -> torch.Tensor:
+        """Differentiable :meth:`_real_layer_factors_forward` (closed-form backward, :class:`RealLayerFactors`)."""
+        if ry_angles.requires_grad and torch.is_grad_enabled():
+            return RealLayerFactors.apply(ry_angles, self)
+        return self._real_layer_factors_forward(ry_angles)
 
     def unitary(self, params: torch.Tensor) -> torch.Tensor:
         """Return the fused circuit unitary per parameter set.
@@ -300,17 +371,31 @@ class BatchedCircuit:
         Returns:
             ``(B, 2^n, 2^n)`` complex unitaries ``U = P_ring K_L ... P_ring K_1``.
         """
-        layers = self.layer_unitaries(params).unbind(1)  # unbind: one stack in backward, not L zero-filled copies
-        result = layers[0]
-        for layer in layers[1:]:  # loop over layers (L), not nodes
-            result = layer @ result
-        return result
+        stacked = self.stacked_unitary(params)
+        dimension = self.config.dimension
+        return torch.complex(stacked[..., :dimension, :], stacked[..., dimension:, :])
 
     def stacked_unitary(self, params: torch.Tensor) -> torch.Tensor:
-        """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout)."""
-        unitary = self.unitary(params)  # (B, D, D) complex
-        pairs = torch.view_as_real(unitary).movedim(-1, -3)  # (B, 2, D, D): real part, then imaginary part
-        return pairs.reshape(*unitary.shape[:-2], 2 * unitary.shape[-2], unitary.shape[-1])
+        """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout).
+
+        Built in real arithmetic: with ``V_l = diag(exp(i phi_l)) Y'_l`` (``Y'_l`` the real factor with the ring's
+        row permutation, ``phi_l`` the RZ phases of its rows), ``V_l (A + iB) = diag(e^{i phi}) (Y' A + i Y' B)``:
+        one real batched matmul of ``Y'_l`` with the stacked real and imaginary parts per layer, then the phase
+        rotation row by row. Half the multiplications of a complex matmul, and no complex tensor is formed.
+        """
+        self._check_params(params)
+        params = params.to(self.device, self.real_dtype)
+        factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
+        phase = self._row_phases(params[..., 1])  # (B, L, D)
+        cos, sin = torch.cos(phase)[..., None].unbind(1), torch.sin(phase)[..., None].unbind(1)  # L x (B, D, 1)
+        dimension = self.config.dimension
+        real, imag = cos[0] * factors[0], sin[0] * factors[0]
+        for layer in range(1, len(factors)):  # loop over layers (L), not nodes
+            rotated = factors[layer] @ torch.cat([real, imag], dim=-1)  # (B, D, 2D): [Y' Re | Y' Im], one bmm
+            rotated_real, rotated_imag = rotated[..., :dimension], rotated[..., dimension:]
+            real = cos[layer] * rotated_real - sin[layer] * rotated_imag
+            imag = sin[layer] * rotated_real + cos[layer] * rotated_imag
+        return torch.cat([real, imag], dim=-2)
 
     def encode_real(self, features: torch.Tensor) -> torch.Tensor:
         """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""
@@ -355,9 +440,16 @@ class BatchedCircuit:
         """Return noise-free ``<Z_q>``, ``(B, S, R)``, from :meth:`stacked_unitary` output and features ``(B, S, n)``.
 
         ``[Re amp; Im amp] = [Re U; Im U] x`` for the real encoded state ``x``, so ``|amp|^2`` summed against the
-        ``Z`` eigenvalues is one real matmul, a square and a second matmul.
+        ``Z`` eigenvalues is one real matmul, a square and a second matmul. With one readout (``Z_0``) the
+        observable is folded into the model first: ``<Z_0> = x^T M x`` with the real symmetric
+        ``M = Re(U^H Z_0 U) = [Re U; Im U]^T diag(z, z) [Re U; Im U]``, so each sample costs a ``D x D`` product
+        instead of ``D x 2D``.
         """
-        amplitudes = self.encode_real(features) @ stacked_unitary.transpose(-1, -2)  # (B, S, 2D)
+        encoded = self.encode_real(features)  # (B, S, D)
+        if self.config.readout == "first":
+            observable = (stacked_unitary * self._z_signs_stacked).transpose(-1, -2) @ stacked_unitary  # (B, D, D)
+            return ((encoded @ observable) * encoded).sum(-1, keepdim=True)  # (B, S, 1)
+        amplitudes = encoded @ stacked_unitary.transpose(-1, -2)  # (B, S, 2D)
         return amplitudes.square() @ self._z_signs_stacked
 
     def expectations(self, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -407,6 +499,33 @@ class LayerUnitaries(torch.autograd.Function):
         row_terms = -(grad * conjugate).imag.sum(-1)  # Im sum_c conj(G) V = -Im sum_c G conj(V), (B, L, D)
         grad_rz = -(row_terms @ circuit._phase_signs.T)  # (B, L, n)
         return torch.stack([grad_ry, grad_rz], dim=-1), None
+
+
+class RealLayerFactors(torch.autograd.Function):
+    """``a -> Y'_l``, the real layer factors of :meth:`BatchedCircuit.real_layer_factors`, with a closed-form backward.
+
+    ``dY'/da_q = Y' J_q / 2`` with ``J = [[0, -1], [1, 0]]`` on qubit q (``d RY(a)/da = RY(a) J / 2``), and
+    ``(Y' J_q)[r, c] = s_q(c) Y'[r, c ^ m_q]``, so with ``G = dL/dY'``:
+    ``dL/da_q = 1/2 sum_c s_q(c) (G^T Y')[c, c ^ m_q]``: one real ``D x D`` matmul per layer. First-order only.
+    """
+
+    @staticmethod
+    def forward(ry_angles: torch.Tensor, circuit: BatchedCircuit) -> torch.Tensor:  # noqa: D102
+        return circuit._real_layer_factors_forward(ry_angles)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:  # noqa: D102
+        ctx.circuit = inputs[1]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        (factors,) = ctx.saved_tensors
+        circuit: BatchedCircuit = ctx.circuit
+        pairs = grad.transpose(-1, -2) @ factors  # (B, L, D, D): G^T Y'
+        entries = pairs.flatten(-2).index_select(-1, circuit._ry_pair_index).unflatten(-1, circuit._ry_pair_signs.shape)
+        return (entries * circuit._ry_pair_signs).sum(-1), None
 
 
 def parameter_shift_jacobian(circuit: BatchedCircuit, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
