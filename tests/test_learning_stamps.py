@@ -15,6 +15,7 @@ from ceas_gym.learning.stamps import (
     compute_stamps,
     fidelity_stamp,
     normalised_qfi_trace,
+    qfi_trace_score,
     quantum_fisher_information,
     shifted_state_derivatives,
 )
@@ -69,6 +70,8 @@ def test_normalised_trace_in_unit_interval(seed):
     probes = torch.randn(3, 2, 3, generator=generator, dtype=torch.float64) * 3
     q = normalised_qfi_trace(quantum_fisher_information(THREE_QUBITS, angles, probes))
     assert torch.all((q >= 0) & (q <= 1))
+    # The trace without the matrix: the same score from the P norms and overlaps alone.
+    torch.testing.assert_close(qfi_trace_score(THREE_QUBITS, angles, probes), q, atol=1e-12, rtol=0)
 
 
 def test_stamp_hand_values():

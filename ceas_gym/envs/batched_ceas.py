@@ -51,7 +51,7 @@ from ceas_gym.envs.distributed_training import attack_rows
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.learning.data import make_federated_data
-from ceas_gym.learning.stamps import fidelity_stamp, normalised_qfi_trace, quantum_fisher_information
+from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import receive
 
@@ -350,8 +350,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             angles, _, _ = self.model.split(submitted[rows])
             probes = self.test_features[torch.as_tensor(due), : self.learning.qfi_probe_samples]
             probes = probes.repeat_interleave(n, dim=0)
-            qfi = quantum_fisher_information(self.model.circuit, angles, probes)
-            self.qfi_score[rows] = normalised_qfi_trace(qfi).cpu().double()
+            self.qfi_score[rows] = qfi_trace_score(self.model.circuit, angles, probes).cpu().double()
         return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.learning.stamps)
 
     def _perturb_for_step(self, granted_ids: np.ndarray):

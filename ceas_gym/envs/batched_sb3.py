@@ -99,9 +99,10 @@ def per_copy_infos(info: dict[str, Any], copies: int) -> list[dict[str, Any]]:
     keys = [key for key in info if not key.startswith("_") and not key.startswith("final")]
     infos: list[dict[str, Any]] = [{} for _ in range(copies)]
     for key in keys:
-        values, mask = np.asarray(info[key]), np.asarray(info.get(f"_{key}", np.ones(copies, dtype=bool)))
-        for copy in np.flatnonzero(mask):
-            infos[copy][key] = values[copy].item()
+        values = np.asarray(info[key]).tolist()  # Python scalars in one call rather than one .item() per copy
+        mask = info.get(f"_{key}")
+        for copy in range(copies) if mask is None else np.flatnonzero(mask).tolist():
+            infos[copy][key] = values[copy]
     return infos
 
 

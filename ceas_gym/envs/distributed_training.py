@@ -34,7 +34,7 @@ from ceas_gym.learning.attacks import make_attack
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.data import make_federated_data
 from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity
-from ceas_gym.learning.stamps import fidelity_stamp, normalised_qfi_trace, quantum_fisher_information
+from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import transmit
 from ceas_gym.network.hardware import HARDWARE_PROFILES
@@ -138,8 +138,7 @@ class DistributedTraining:
         """Fidelity stamps phi of the submissions, ``(N,)`` float64 in (0, 1]."""
         if round_index % self.config.qfi_every == 0:
             angles, _, _ = self.model.split(submitted)
-            qfi = quantum_fisher_information(self.model.circuit, angles, self.qfi_probe_features)
-            self.qfi_score = normalised_qfi_trace(qfi).cpu().double()
+            self.qfi_score = qfi_trace_score(self.model.circuit, angles, self.qfi_probe_features).cpu().double()
         return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.config.stamps)
 
     def perturb(self, messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
