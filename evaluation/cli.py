@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT or auto; --backend ray)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="POLICY",
+        help="one of --policies: add a table of every other policy's paired difference from it (same seeds)",
+    )
     return parser
 
 
@@ -116,6 +122,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"unknown policy {spec!r}{hint}; known: {', '.join(POLICIES.names())} or a model .zip path")
     if args.workers < 1:
         parser.error(f"--workers = {args.workers}: must be >= 1")
+    if args.baseline is not None and args.baseline not in args.policies:
+        parser.error(f"--baseline {args.baseline!r}: must be one of --policies ({', '.join(args.policies)})")
     if args.address is not None and args.backend != "ray":
         parser.error("--address is the Ray cluster's address; it needs --backend ray")
 
@@ -152,6 +160,38 @@ def summary_markdown(episodes: Sequence[dict[str, Any]], metrics: Sequence[str])
     return "\n".join(lines) + "\n"
 
 
+def paired_markdown(episodes: Sequence[dict[str, Any]], metrics: Sequence[str], baseline: str) -> str:
+    """Markdown tables, one per env: each policy's paired difference from ``baseline`` over their common seeds.
+
+    For every seed both policies ran, the difference ``policy - baseline`` of return and of each metric; the cells
+    are mean ± 95 % CI of those differences (a difference whose interval excludes 0 is significant at 5 %), which
+    removes the seed-to-seed spread that two separate intervals carry.
+    """
+    lines = []
+    for env_id in unique_in_order([row["env"] for row in episodes]):
+        rows = [row for row in episodes if row["env"] == env_id]
+        present = ["return", *[metric for metric in metrics if any(metric in row for row in rows)]]
+        reference = {row["seed"]: row for row in rows if row["policy"] == baseline}
+        lines += [f"### {env_id}: difference from {baseline}", "", "| policy | seeds | " + " | ".join(present) + " |"]
+        lines.append("|---|---|" + "---|" * len(present))
+        for policy in unique_in_order([row["policy"] for row in rows if row["policy"] != baseline]):
+            pairs = [
+                (row, reference[row["seed"]]) for row in rows if row["policy"] == policy and row["seed"] in reference
+            ]
+            cells = [
+                format_cell(np.array([mine.get(m, np.nan) - base.get(m, np.nan) for mine, base in pairs], dtype=float))
+                if pairs
+                else "-"
+                for m in present
+            ]
+            lines.append(f"| {policy} | {len(pairs)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(
+        f"Mean ± half-width of the 95 % Student-t confidence interval of the per-seed difference from {baseline}."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def write_outputs(
     results: Sequence[EpisodeResult], args: argparse.Namespace, plots: bool = True
 ) -> dict[str, list[Path]]:
@@ -166,7 +206,10 @@ def write_outputs(
     if args.per_round:
         write_csv(rounds, out / "rounds.csv")
         written["tables"].append(out / "rounds.csv")
-    (out / "summary.md").write_text(summary_markdown(episodes, args.metrics), encoding="utf-8")
+    summary = summary_markdown(episodes, args.metrics)
+    if getattr(args, "baseline", None) is not None:
+        summary += "\n" + paired_markdown(episodes, args.metrics, args.baseline)
+    (out / "summary.md").write_text(summary, encoding="utf-8")
     written["plots"] = []
     if plots:
         for env_id in unique_in_order([row["env"] for row in episodes]):

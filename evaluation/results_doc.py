@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="saved PPO models (.zip) to evaluate as well: PATH on every --env, ENV_ID=PATH on that env only",
     )
     parser.add_argument("--seeds", nargs="+", default=["0-9"])
+    parser.add_argument(
+        "--env-seeds",
+        nargs="*",
+        default=[],
+        metavar="ENV_ID=SEEDS",
+        help="seeds for one env instead of --seeds, e.g. ceas_gym/EntanglementScheduling-Small-v0=0-49",
+    )
+    parser.add_argument("--baseline", default=None, metavar="POLICY", help="as in ceas-eval: paired differences")
     parser.add_argument("--metrics", nargs="+", default=list(cli.DEFAULT_METRICS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bench-duration", type=float, default=3.0, help="seconds per throughput measurement")
@@ -102,6 +110,24 @@ def models_by_env(parser: argparse.ArgumentParser, env_ids: Sequence[str], specs
     return chosen
 
 
+def seeds_by_env(
+    parser: argparse.ArgumentParser, env_ids: Sequence[str], default: Sequence[str], specs: Sequence[str]
+) -> dict[str, list[str]]:
+    """The seed arguments of each env: ``--seeds`` unless an ``ENV_ID=SEEDS`` entry names the env.
+
+    Exits 2 (``parser.error``) on an entry without ``=`` or naming an env that is not among ``--env``.
+    """
+    chosen = {env_id: list(default) for env_id in env_ids}
+    for spec in specs:
+        env_id, has_env, seeds = spec.rpartition("=")
+        if not has_env or not seeds:
+            parser.error(f"--env-seeds {spec!r}: expected ENV_ID=SEEDS, e.g. {env_ids[0]}=0-49")
+        if env_id not in chosen:
+            parser.error(f"--env-seeds {spec!r}: {env_id!r} is not one of --env ({', '.join(env_ids)})")
+        chosen[env_id] = [seeds]
+    return chosen
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluations and benchmarks, then write the page; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -112,10 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     assets = args.assets or args.out.with_name(args.out.stem + "_assets")
     page = args.out.parent
     sections = []
+    env_seeds = seeds_by_env(parser, args.env, args.seeds, args.env_seeds)
     for env_id, models in models_by_env(parser, args.env, args.models).items():
         folder = assets / env_name(env_id)
-        eval_argv = ["--env", env_id, "--policies", *args.policies, *models, "--seeds", *args.seeds]
+        eval_argv = ["--env", env_id, "--policies", *args.policies, *models, "--seeds", *env_seeds[env_id]]
         eval_argv += ["--metrics", *args.metrics, "--workers", str(args.workers), "--out", str(folder)]
+        eval_argv += ["--baseline", args.baseline] if args.baseline else []
         status = cli.main([*eval_argv, "--no-progress"])
         if status:
             return status

@@ -14,7 +14,7 @@ import ceas_gym  # noqa: F401
 from agents.baselines import EarliestExpiringFirst
 from agents.registry import POLICIES, make_policy
 from evaluation import results_doc
-from evaluation.cli import main, parse_seeds, summary_markdown
+from evaluation.cli import main, paired_markdown, parse_seeds, summary_markdown
 from evaluation.plots import envelope, round_matrix
 from evaluation.runner import make_tasks, run_tasks
 
@@ -139,6 +139,7 @@ def test_registry_builds_baselines_and_lists_names() -> None:
         (["--env", TINY, "--policies", "missing/model.zip"], "model file 'missing/model.zip' does not exist"),
         (["--env", TINY, "--policies", "eeff"], "did you mean 'eef'"),
         (["--env", TINY, "--seeds", "3-1"], "empty range"),
+        (["--env", TINY, "--policies", "eef", "--baseline", "greedy"], "--baseline 'greedy': must be one of"),
     ],
 )
 def test_bad_arguments_exit_2(
@@ -187,3 +188,42 @@ def test_results_page_models_go_to_all_envs_or_to_the_named_one() -> None:
     assert chosen == {"a/E-v0": ["all.zip", "only_e.zip"], "b/F-v0": ["all.zip"]}
     with pytest.raises(SystemExit):
         results_doc.models_by_env(parser, ["a/E-v0"], ["c/G-v0=model.zip"])
+
+
+def test_paired_differences_by_hand() -> None:
+    rows = [
+        {"env": "e", "policy": "base", "seed": 0, "return": 10.0, "acc": 0.5},
+        {"env": "e", "policy": "base", "seed": 1, "return": 20.0, "acc": 0.7},
+        {"env": "e", "policy": "base", "seed": 2, "return": 30.0, "acc": 0.6},
+        {"env": "e", "policy": "new", "seed": 0, "return": 12.0, "acc": 0.6},
+        {"env": "e", "policy": "new", "seed": 1, "return": 21.0, "acc": 0.7},
+        {"env": "e", "policy": "new", "seed": 2, "return": 33.0, "acc": 0.7},
+        {"env": "e", "policy": "new", "seed": 9, "return": 99.0, "acc": 0.9},  # no baseline episode: left out
+    ]
+    text = paired_markdown(rows, ["acc"], "base")
+    # Differences 2, 1, 3: mean 2, sample std 1, t_{0.975, 2} = 4.303, half-width 4.303 / sqrt(3) = 2.484.
+    # Accuracy differences 0.1, 0, 0.1: mean 0.0667, std 0.0577, half-width 4.303 * 0.0577 / sqrt(3) = 0.1434.
+    assert "### e: difference from base" in text
+    assert "| new | 3 | 2 ± 2.5 | 0.06667 ± 0.14 |" in text
+    assert "| base |" not in text
+
+
+def test_summary_file_carries_the_paired_table_with_a_baseline(tmp_path: Path) -> None:
+    argv = ["--env", TINY, "--policies", "eef", "random", "--seeds", "0-2", "--no-plots", "--baseline", "eef"]
+    assert main([*argv, "--out", str(tmp_path), "--no-progress"]) == 0
+    episodes = read_csv(tmp_path / "episodes.csv")
+    returns = {(row["policy"], row["seed"]): float(row["return"]) for row in episodes}
+    differences = [returns[("random", seed)] - returns[("eef", seed)] for seed in ("0", "1", "2")]
+    mean = np.mean(differences)
+    text = (tmp_path / "summary.md").read_text()
+    assert f"| random | 3 | {mean:.4g} ± " in text
+
+
+def test_results_page_seeds_per_env() -> None:
+    parser = results_doc.build_parser()
+    chosen = results_doc.seeds_by_env(parser, ["a/E-v0", "b/F-v0"], ["0-9"], ["a/E-v0=0-49"])
+    assert chosen == {"a/E-v0": ["0-49"], "b/F-v0": ["0-9"]}
+    with pytest.raises(SystemExit):
+        results_doc.seeds_by_env(parser, ["a/E-v0"], ["0-9"], ["c/G-v0=0-3"])
+    with pytest.raises(SystemExit):
+        results_doc.seeds_by_env(parser, ["a/E-v0"], ["0-9"], ["0-3"])
