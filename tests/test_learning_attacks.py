@@ -106,3 +106,29 @@ def test_users_can_register_their_own_attack():
         assert torch.equal(switching(_updates(), 0, torch.Generator()), torch.zeros(3, 5, dtype=torch.float64))
     finally:
         ATTACKS._entries.pop(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "rounds"),
+    [
+        ("gaussian", {}, [0, 0, 0]),
+        ("gaussian-fixed", {"std": 0.3}, [4, 4, 4]),
+        ("reversal", {}, [1, 2, 3]),
+        ("scaling", {}, [0, 0, 0]),
+        ("sign-flip", {}, [0, 0, 0]),
+        ("switching", {}, [0, 3, 6]),  # every group in the Gaussian phase: handed over at once
+        ("switching", {}, [0, 1, 2]),  # three phases: group by group
+        ("label-flip", {}, [0, 0, 0]),  # the base class's default
+    ],
+)
+def test_apply_groups_equals_each_group_attacked_alone(name, kwargs, rounds):
+    attack = make_attack(name, **kwargs)
+    updates = torch.randn(7, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    sizes = [3, 0, 4]  # an empty group draws nothing
+    seeds = [11, 12, 13]
+    grouped = attack.apply_groups(updates, sizes, rounds, [torch.Generator().manual_seed(s) for s in seeds])
+    alone = []
+    for group, round_index, seed in zip(updates.split(sizes), rounds, seeds, strict=True):
+        if group.shape[0]:
+            alone.append(attack(group, round_index, torch.Generator().manual_seed(seed)))
+    assert torch.equal(grouped, torch.cat(alone))  # same draws from each group's generator, bit for bit

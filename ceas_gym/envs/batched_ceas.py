@@ -47,7 +47,6 @@ from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 from ceas_gym.envs.ceas_config import CEASEnvConfig
-from ceas_gym.envs.distributed_training import attack_rows
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.learning.data import make_federated_data
@@ -331,14 +330,16 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         if not self._all_byzantine.numel():
             return trained
         submitted = trained.clone()
-        for copy, rows in enumerate(self._byzantine_rows):
-            if rows.size == 0:
-                continue
-            index = torch.as_tensor(rows, device=self.device)
-            round_index = int(self.round_index[copy])
-            target = self.learning.attack_target
-            attacked = attack_rows(self.attack, target, start, trained, index, round_index, self.generators[copy])
-            submitted[index] = attacked.to(submitted.dtype)
+        index = self._all_byzantine  # grouped by copy, in each copy's node order
+        sizes = [rows.size for rows in self._byzantine_rows]
+        rounds = self.round_index.tolist()
+        if self.learning.attack_target == "weights":
+            attacked = self.attack.apply_groups(trained[index], sizes, rounds, self.generators)
+        else:
+            attacked = start[index] + self.attack.apply_groups(
+                trained[index] - start[index], sizes, rounds, self.generators
+            )
+        submitted[index] = attacked.to(submitted.dtype)
         return submitted
 
     def _stamps(self, submitted: torch.Tensor) -> torch.Tensor:

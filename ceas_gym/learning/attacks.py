@@ -51,6 +51,47 @@ class Attack:
         """Return the labels a data-level attacker trains on (unchanged here)."""
         return labels
 
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """Attack several networks' rows at once: group ``g`` is the next ``sizes[g]`` rows of ``updates``.
+
+        The result equals calling the attack on each group with its own round and generator, in group order (so
+        each generator draws what it would draw alone). This default does exactly that; attacks whose arithmetic
+        is row-wise override it with one tensor operation over all groups (their draws still come group by group).
+
+        Args:
+            updates: ``(sum(sizes), P)`` rows, group after group.
+            sizes: Rows per group (>= 0).
+            round_indices: Round of each group (rounds count from 0).
+            generators: Generator of each group.
+
+        Returns:
+            ``(sum(sizes), P)`` attacked rows.
+        """
+        pieces = [
+            self(group, round_index, generator)
+            for group, round_index, generator in zip(updates.split(list(sizes)), round_indices, generators, strict=True)
+            if group.shape[0]
+        ]
+        return torch.cat(pieces) if pieces else updates.clone()
+
+
+def grouped_standard_normal(
+    like: torch.Tensor, sizes: Sequence[int], generators: Sequence[torch.Generator]
+) -> torch.Tensor:
+    """``N(0, 1)`` samples shaped like ``like``; group ``g`` (its next ``sizes[g]`` rows) from ``generators[g]``."""
+    pieces = [
+        standard_normal(group, generator)
+        for group, generator in zip(like.split(list(sizes)), generators, strict=True)
+        if group.shape[0]
+    ]
+    return torch.cat(pieces) if pieces else torch.zeros_like(like)
+
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 
@@ -86,8 +127,20 @@ class GaussianAttack(Attack):
 
     def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
         """Return ``W + relative_std * sigma_W * xi``, ``xi ~ N(0, I)``."""
+        return self._attack(updates, standard_normal(updates, generator))
+
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """:meth:`Attack.apply_groups` with one draw per group and one tensor expression for all rows."""
+        return self._attack(updates, grouped_standard_normal(updates, sizes, generators))
+
+    def _attack(self, updates: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         sigma = updates.std(dim=-1, unbiased=False, keepdim=True)
-        noise = standard_normal(updates, generator)
         return updates + self.relative_std * sigma * noise
 
 
@@ -108,6 +161,16 @@ class GaussianFixedAttack(Attack):
         noise = standard_normal(updates, generator)
         return updates + self.std * noise
 
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """:meth:`Attack.apply_groups` with one draw per group and one tensor expression for all rows."""
+        return updates + self.std * grouped_standard_normal(updates, sizes, generators)
+
 
 class _ScaleAttack(Attack):
     """Multiply every update by a constant factor."""
@@ -121,6 +184,16 @@ class _ScaleAttack(Attack):
 
     def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
         """Return ``factor * W``."""
+        return self.factor * updates
+
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """:meth:`Attack.apply_groups` in one multiplication (no randomness)."""
         return self.factor * updates
 
 
@@ -206,6 +279,19 @@ class SwitchingAttack(Attack):
         """Apply the attack active in ``round_index``."""
         return self.attacks[self.active_index(round_index)](updates, round_index, generator)
 
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """Hand all groups to the active attack when every group is in the same phase; else group by group."""
+        active = {self.active_index(int(round_index)) for round_index in round_indices}
+        if len(active) == 1:
+            return self.attacks[active.pop()].apply_groups(updates, sizes, round_indices, generators)
+        return super().apply_groups(updates, sizes, round_indices, generators)
+
 
 __all__ = [
     "ATTACKS",
@@ -218,5 +304,6 @@ __all__ = [
     "SignFlipAttack",
     "SwitchingAttack",
     "flip_labels",
+    "grouped_standard_normal",
     "make_attack",
 ]
