@@ -209,16 +209,17 @@ def test_encoding_cache_follows_in_place_changes_and_distinct_tensors():
 
 
 @pytest.mark.parametrize(("n", "layers"), [(1, 2), (2, 1), (3, 2), (4, 3), (5, 2)])
-def test_layer_unitary_closed_form_backward_equals_autograd_through_the_construction(n, layers):
-    """The analytic backward of ``LayerUnitaries`` against autograd differentiating the gather-and-product forward."""
+def test_real_layer_factors_closed_form_backward_equals_autograd_through_the_construction(n, layers):
+    """The analytic backward of ``RealLayerFactors`` against autograd differentiating the gathers and products."""
     circuit = _circuit(n, layers)
-    params = _random((3, layers, n, 2), 60 + n).requires_grad_(True)
-    cotangent = torch.complex(_random((3, layers, 2**n, 2**n), 70), _random((3, layers, 2**n, 2**n), 71))
-    (closed_form,) = torch.autograd.grad(torch.view_as_real(circuit.layer_unitaries(params) * cotangent).sum(), params)
-    through_construction = params.detach().clone().requires_grad_(True)
-    unitaries = circuit._layer_unitaries_forward(through_construction)
-    (reference,) = torch.autograd.grad(torch.view_as_real(unitaries * cotangent).sum(), through_construction)
+    ry = _random((3, layers, n), 60 + n).requires_grad_(True)
+    cotangent = _random((3, layers, 2**n, 2**n), 70)
+    (closed_form,) = torch.autograd.grad((circuit.real_layer_factors(ry) * cotangent).sum(), ry)
+    through_construction = ry.detach().clone().requires_grad_(True)
+    factors = circuit._real_layer_factors_forward(through_construction)
+    (reference,) = torch.autograd.grad((factors * cotangent).sum(), through_construction)
     torch.testing.assert_close(closed_form, reference, atol=1e-12, rtol=0)
+    params = _random((2, layers, n, 2), 75).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p: torch.view_as_real(circuit.layer_unitaries(p)), (params,))
 
 

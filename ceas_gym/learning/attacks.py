@@ -113,8 +113,39 @@ def flip_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return num_classes - 1 - labels
 
 
+class RowwiseAttack(Attack):
+    """An attack computed row by row from the updates and, where it draws any, standard-normal noise.
+
+    A row's result depends only on that row and on ``N(0, 1)`` noise of the row's shape (``draws_noise``).
+    Subclasses implement :meth:`rowwise`; a single call and a call over many groups (:meth:`Attack.apply_groups`,
+    one draw per group from its generator) then share that one expression.
+    """
+
+    draws_noise: bool = True
+    """Whether :meth:`rowwise` takes standard-normal noise shaped like the updates."""
+
+    def rowwise(self, updates: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """Return the attacked rows ``(B, P)`` given the updates and the noise (None when ``draws_noise`` is off)."""
+        raise NotImplementedError
+
+    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+        """Return :meth:`rowwise` of the updates, with noise from ``generator`` when the attack draws any."""
+        return self.rowwise(updates, standard_normal(updates, generator) if self.draws_noise else None)
+
+    def apply_groups(
+        self,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """:meth:`Attack.apply_groups` as one :meth:`rowwise` over all rows (one draw per group)."""
+        noise = grouped_standard_normal(updates, sizes, generators) if self.draws_noise else None
+        return self.rowwise(updates, noise)
+
+
 @ATTACKS.register("gaussian")
-class GaussianAttack(Attack):
+class GaussianAttack(RowwiseAttack):
     """Add ``N(0, (relative_std * sigma_W)^2)`` noise, ``sigma_W`` the std of each update row.
 
     Args:
@@ -125,27 +156,14 @@ class GaussianAttack(Attack):
         check_range("GaussianAttack.relative_std", relative_std, 0.0, None)
         self.relative_std = relative_std
 
-    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+    def rowwise(self, updates: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """Return ``W + relative_std * sigma_W * xi``, ``xi ~ N(0, I)``."""
-        return self._attack(updates, standard_normal(updates, generator))
-
-    def apply_groups(
-        self,
-        updates: torch.Tensor,
-        sizes: Sequence[int],
-        round_indices: Sequence[int],
-        generators: Sequence[torch.Generator],
-    ) -> torch.Tensor:
-        """:meth:`Attack.apply_groups` with one draw per group and one tensor expression for all rows."""
-        return self._attack(updates, grouped_standard_normal(updates, sizes, generators))
-
-    def _attack(self, updates: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         sigma = updates.std(dim=-1, unbiased=False, keepdim=True)
         return updates + self.relative_std * sigma * noise
 
 
 @ATTACKS.register("gaussian-fixed")
-class GaussianFixedAttack(Attack):
+class GaussianFixedAttack(RowwiseAttack):
     """Add ``N(0, std^2)`` noise of a fixed standard deviation (Liu et al.: 0.1).
 
     Args:
@@ -156,44 +174,24 @@ class GaussianFixedAttack(Attack):
         check_range("GaussianFixedAttack.std", std, 0.0, None)
         self.std = std
 
-    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+    def rowwise(self, updates: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """Return ``W + std * xi``, ``xi ~ N(0, I)``."""
-        noise = standard_normal(updates, generator)
         return updates + self.std * noise
 
-    def apply_groups(
-        self,
-        updates: torch.Tensor,
-        sizes: Sequence[int],
-        round_indices: Sequence[int],
-        generators: Sequence[torch.Generator],
-    ) -> torch.Tensor:
-        """:meth:`Attack.apply_groups` with one draw per group and one tensor expression for all rows."""
-        return updates + self.std * grouped_standard_normal(updates, sizes, generators)
 
-
-class _ScaleAttack(Attack):
+class _ScaleAttack(RowwiseAttack):
     """Multiply every update by a constant factor."""
 
     default_factor = 1.0
+    draws_noise = False
 
     def __init__(self, factor: float | None = None) -> None:
         factor = self.default_factor if factor is None else factor
         check_range(f"{type(self).__name__}.factor", factor, -1e6, 1e6)
         self.factor = factor
 
-    def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
+    def rowwise(self, updates: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """Return ``factor * W``."""
-        return self.factor * updates
-
-    def apply_groups(
-        self,
-        updates: torch.Tensor,
-        sizes: Sequence[int],
-        round_indices: Sequence[int],
-        generators: Sequence[torch.Generator],
-    ) -> torch.Tensor:
-        """:meth:`Attack.apply_groups` in one multiplication (no randomness)."""
         return self.factor * updates
 
 
@@ -300,6 +298,7 @@ __all__ = [
     "GaussianFixedAttack",
     "LabelFlipAttack",
     "ReversalAttack",
+    "RowwiseAttack",
     "ScalingAttack",
     "SignFlipAttack",
     "SwitchingAttack",

@@ -38,11 +38,11 @@ Batch invariance: a parameter set's numbers do not depend on the batch it is com
 summation order could change with the number of rows; tested), so the batched vector environment reproduces
 single environments bit for bit.
 
-Gradients: autograd through the fused unitary, with closed-form backward passes for the layer construction
-(:class:`RealLayerFactors`, :class:`LayerUnitaries`: one ``D x D`` matmul per layer instead of differentiating the
-gathers and products), or :func:`parameter_shift_jacobian`, the exact two-term rule
-``d<Z>/dtheta = (<Z>(theta + pi/2) - <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with
-eigenvalues +-1/2). Tests check all three against each other and against a dense reference simulator.
+Gradients: autograd through the fused unitary, with a closed-form backward for the layer construction
+(:class:`RealLayerFactors`: one ``D x D`` matmul per layer instead of differentiating the gathers and products),
+or :func:`parameter_shift_jacobian`, the exact two-term rule ``d<Z>/dtheta = (<Z>(theta + pi/2) -
+<Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with eigenvalues +-1/2). Tests check them
+against each other, against autograd through the construction and against a dense reference simulator.
 """
 
 from __future__ import annotations
@@ -316,7 +316,8 @@ class BatchedCircuit:
     def layer_unitaries(self, params: torch.Tensor) -> torch.Tensor:
         """Return the layer unitaries ``V_l = P_ring K_l`` per parameter set (closed form, module docstring).
 
-        Differentiable in ``params`` through :class:`LayerUnitaries`, whose backward is the closed-form gradient.
+        Differentiable in ``params``: the real factors through :class:`RealLayerFactors` (closed-form backward),
+        the row phases by autograd.
 
         Args:
             params: ``(B, L, n, 2)`` rotation angles (radians).
@@ -326,13 +327,7 @@ class BatchedCircuit:
         """
         self._check_params(params)
         params = params.to(self.device, self.real_dtype)
-        if params.requires_grad and torch.is_grad_enabled():
-            return LayerUnitaries.apply(params, self)
-        return self._layer_unitaries_forward(params)
-
-    def _layer_unitaries_forward(self, params: torch.Tensor) -> torch.Tensor:
-        """The closed-form construction of :meth:`layer_unitaries` (no autograd graph needed)."""
-        real = self._real_layer_factors_forward(params[..., 0])  # (B, L, D, D)
+        real = self.real_layer_factors(params[..., 0])  # (B, L, D, D)
         phase = self._row_phases(params[..., 1])[..., :, None]  # (B, L, D, 1) phase angle of row r
         return torch.complex(torch.cos(phase) * real, torch.sin(phase) * real)
 
@@ -462,43 +457,6 @@ class BatchedCircuit:
                 f"params must have shape (num_nodes, {', '.join(map(str, self.parameter_shape))}), "
                 f"got {tuple(params.shape)}"
             )
-
-
-class LayerUnitaries(torch.autograd.Function):
-    """``params -> V_l`` of :meth:`BatchedCircuit.layer_unitaries` with its gradient in closed form.
-
-    With ``G = dL/dV`` (torch's convention for complex outputs, ``dL = Re sum conj(G) dV``) and ``V = P_ring K``:
-
-    * ``dV/da_q = V (-i/2) Y_q`` (the RY of qubit q acts first), and ``(V (-i/2) Y_q)[r, c] = s_q(c) V[r, c ^ m_q] / 2``
-      with ``m_q`` the bit of qubit q and ``s_q(c) = 1 - 2 bit_q(c)``. So
-      ``dL/da_q = 1/2 sum_c s_q(c) Re T[c, c ^ m_q]`` with ``T = G^H V`` (one batched matmul).
-    * ``dV[r, c]/db_q = i sigma_q(r) V[r, c]`` with ``sigma = layer_phase_signs``, so
-      ``dL/db_q = -sum_r sigma_q(r) Im sum_c conj(G[r, c]) V[r, c]``.
-
-    This replaces autograd through the gather-and-product construction (a stack and a scatter of ``n D^2`` entries
-    per layer) by one ``D x D`` matmul per layer and two small reductions. First-order only (no double backward).
-    """
-
-    @staticmethod
-    def forward(params: torch.Tensor, circuit: BatchedCircuit) -> torch.Tensor:  # noqa: D102
-        return circuit._layer_unitaries_forward(params)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:  # noqa: D102
-        ctx.circuit = inputs[1]
-        ctx.save_for_backward(torch.conj_physical(output))  # conj(V): the backward then needs no conjugate views
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
-        (conjugate,) = ctx.saved_tensors  # conj(V)
-        circuit: BatchedCircuit = ctx.circuit
-        pairs = grad.transpose(-1, -2) @ conjugate  # (B, L, D, D): G^T conj(V) = conj(T), the same real part
-        entries = torch.view_as_real(pairs)[..., 0].flatten(-2).index_select(-1, circuit._ry_pair_index)
-        grad_ry = (entries.unflatten(-1, circuit._ry_pair_signs.shape) * circuit._ry_pair_signs).sum(-1)  # (B, L, n)
-        row_terms = -(grad * conjugate).imag.sum(-1)  # Im sum_c conj(G) V = -Im sum_c G conj(V), (B, L, D)
-        grad_rz = -(row_terms @ circuit._phase_signs.T)  # (B, L, n)
-        return torch.stack([grad_ry, grad_rz], dim=-1), None
 
 
 class RealLayerFactors(torch.autograd.Function):
