@@ -162,14 +162,18 @@ def masked_quantile(values: np.ndarray, mask: np.ndarray, quantile: float) -> np
     floor = np.floor(virtual)
     gamma = virtual - floor
     last = np.maximum(count - 1, 0)
-    previous = np.clip(floor, 0, last).astype(np.intp)
+    previous = np.minimum(np.maximum(floor, 0), last).astype(np.intp)
     upper = np.minimum(previous + 1, last)
-    low = np.take_along_axis(ordered, previous[..., None], axis=-1)[..., 0]
-    high = np.take_along_axis(ordered, upper[..., None], axis=-1)[..., 0]
-    with np.errstate(invalid="ignore"):
-        difference = high - low
-        result = np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
-    return np.where(count > 0, result, np.nan)
+    rows = np.arange(ordered.shape[0])
+    low, high = ordered[rows, previous], ordered[rows, upper]
+    empty = count == 0
+    if empty.any():  # no entry: inf padding on both sides; keep the arithmetic finite, the result is NaN
+        low[empty] = high[empty] = 0.0
+    difference = high - low
+    result = np.where(gamma >= 0.5, high - difference * (1 - gamma), low + difference * gamma)
+    if empty.any():
+        result[empty] = np.nan
+    return result
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class BatchedBFTMonitor:
         self.rounds_recorded = np.zeros(num_networks, dtype=np.int64)  # (B,)
         self.checkpoints_committed = np.zeros(num_networks, dtype=np.int64)  # (B,)
         self.checkpoints_failed = np.zeros(num_networks, dtype=np.int64)  # (B,)
+        self._networks = np.arange(num_networks)
 
     def reset(self, networks: np.ndarray | None = None) -> None:
         """Forget the history of the given networks (indices or a ``(B,)`` bool mask; default all)."""
@@ -274,10 +279,14 @@ class BatchedBFTMonitor:
         """Store one round's divergence per node of every network (nats), ``(B, N)`` >= 0."""
         values = np.asarray(divergence, dtype=np.float64)
         shape = (self.num_networks, self.num_nodes)
-        if values.shape != shape or np.any(~(values >= 0)):
+        if values.shape != shape or not (values >= 0).all():
             raise ConfigError(f"divergence: expected {shape} non-negative values, got shape {values.shape}")
+        self._store(values)
+
+    def _store(self, values: np.ndarray) -> None:
+        """:meth:`record` after validation."""
         slot = self.rounds_recorded % self.config.rolling_window
-        self.history[np.arange(self.num_networks), slot] = values
+        self.history[self._networks, slot] = values
         self.rounds_recorded += 1
 
     @property
@@ -297,10 +306,9 @@ class BatchedBFTMonitor:
         """
         config = self.config
         scale = config.threshold_base * (self.window_fill / config.rolling_window)
-        if config.relative_factor > 0:
+        if config.relative_factor > 0:  # NaN quantile (no active node) leaves the base scale: fmax ignores NaN
             typical = masked_quantile(self.rolling_divergence(), self.active, config.relative_quantile)
-            relative = config.relative_factor * typical
-            scale = np.where(self.active.any(axis=1), np.maximum(scale, np.nan_to_num(relative, nan=0.0)), scale)
+            scale = np.fmax(scale, config.relative_factor * typical)
         return divergence_threshold(fidelity, scale[:, None], config.threshold_slope)
 
     def checkpoint(
@@ -323,13 +331,19 @@ class BatchedBFTMonitor:
         """
         shape = (self.num_networks, self.num_nodes)
         fidelity = np.asarray(fidelity, dtype=np.float64)
-        if fidelity.shape != shape or np.any(~((fidelity >= 0) & (fidelity <= 1))):
+        if fidelity.shape != shape or not ((fidelity >= 0) & (fidelity <= 1)).all():
             raise ConfigError(f"fidelity: expected {shape} values in [0, 1], got shape {fidelity.shape}")
         voters = np.ones(shape, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
         scores = np.ones(shape) if trust is None else np.asarray(trust, dtype=np.float64)
         ran = np.ones(self.num_networks, dtype=bool) if networks is None else np.asarray(networks, dtype=bool)
         if voters.shape != shape or scores.shape != shape or ran.shape != shape[:1]:
             raise ConfigError(f"votes and trust: expected shape {shape}; networks: expected shape {shape[:1]}")
+        return self._checkpoint(fidelity, voters, scores, ran)
+
+    def _checkpoint(
+        self, fidelity: np.ndarray, voters: np.ndarray, scores: np.ndarray, ran: np.ndarray
+    ) -> BatchedCheckpointOutcome:
+        """:meth:`checkpoint` after validation."""
         config = self.config
         active = self.active
         rolling = self.rolling_divergence()
@@ -343,11 +357,12 @@ class BatchedBFTMonitor:
         recovered = ~active & (fidelity >= config.readmit_fidelity) & (rolling <= config.readmit_fraction * threshold)
         new_active = (active & ~flagged) | (recovered & trusted)
         deficit = min(config.min_active, self.num_nodes) - new_active.sum(axis=1)  # (B,)
-        # Readmit the lowest rolling divergences first (ties by node index) until each network has its minimum.
-        order = np.argsort(np.where(new_active, np.inf, rolling), axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(self.num_nodes)[None, :].repeat(self.num_networks, 0), axis=1)
-        new_active |= ~new_active & (rank < deficit[:, None])
+        if (deficit > 0).any():
+            # Readmit the lowest rolling divergences first (ties by node index) until each network has its minimum.
+            order = np.argsort(np.where(new_active, np.inf, rolling), axis=1, kind="stable")
+            rank = np.empty_like(order)
+            np.put_along_axis(rank, order, np.broadcast_to(np.arange(self.num_nodes), order.shape), axis=1)
+            new_active |= ~new_active & (rank < deficit[:, None])
         new_active = np.where(committed[:, None], new_active, active)
         outcome = BatchedCheckpointOutcome(
             ran=ran,
@@ -412,9 +427,9 @@ class BFTMonitor:
     def record(self, divergence: np.ndarray) -> None:
         """Store one round's divergence per node (nats), ``(N,)`` >= 0, dropping the oldest beyond the window."""
         values = np.asarray(divergence, dtype=np.float64)
-        if values.shape != (self.num_nodes,) or np.any(~(values >= 0)):
+        if values.shape != (self.num_nodes,) or not (values >= 0).all():
             raise ConfigError(f"divergence: expected ({self.num_nodes},) non-negative values, got {values.shape}")
-        self._batch.record(values[None])
+        self._batch._store(values[None])
 
     @property
     def window_fill(self) -> int:
@@ -444,15 +459,11 @@ class BFTMonitor:
         """
         n = self.num_nodes
         fidelity = np.asarray(fidelity, dtype=np.float64)
-        if fidelity.shape != (n,) or np.any(~((fidelity >= 0) & (fidelity <= 1))):
+        if fidelity.shape != (n,) or not ((fidelity >= 0) & (fidelity <= 1)).all():
             raise ConfigError(f"fidelity: expected ({n},) values in [0, 1], got shape {fidelity.shape}")
-        voters = None if votes is None else np.asarray(votes, dtype=bool)
-        scores = None if trust is None else np.asarray(trust, dtype=np.float64)
-        if (voters is not None and voters.shape != (n,)) or (scores is not None and scores.shape != (n,)):
+        voters = np.ones(n, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
+        scores = np.ones(n) if trust is None else np.asarray(trust, dtype=np.float64)
+        if voters.shape != (n,) or scores.shape != (n,):
             raise ConfigError(f"votes and trust: expected shape ({n},)")
-        outcome = self._batch.checkpoint(
-            fidelity[None],
-            votes=None if voters is None else voters[None],
-            trust=None if scores is None else scores[None],
-        )
+        outcome = self._batch._checkpoint(fidelity[None], voters[None], scores[None], np.ones(1, dtype=bool))
         return outcome.network(0)

@@ -43,6 +43,15 @@ def split_budget(weights: np.ndarray, budget: int) -> np.ndarray:
         Attempts per link. ``(num_links,)`` int (``(B, num_links)`` for a batch), summing to at most ``budget``.
     """
     weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 1:  # one split: the same arithmetic in fewer (and cheaper) numpy calls
+        total = weights.sum()
+        if total <= 0.0 or budget == 0:
+            return np.zeros(weights.shape[0] - 1, dtype=np.int64)
+        exact = budget * weights / total
+        shares = np.floor(exact).astype(np.int64)
+        order = np.argsort(-(exact - shares), kind="stable")
+        shares[order[: budget - int(shares.sum())]] += 1
+        return shares[:-1]
     rows = weights.reshape(-1, weights.shape[-1])
     total = rows.sum(axis=1, keepdims=True)
     spend = (total > 0.0) & (budget > 0)
