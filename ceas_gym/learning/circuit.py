@@ -291,6 +291,8 @@ class BatchedCircuit:
         n = self.config.num_qubits
         bits = _basis_bits(n)  # (D, n)
         self._source_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
+        half_signs = np.repeat([-1.0, 1.0], 2**n)  # (2D,): -1 on the real half, +1 on the imaginary half
+        self._half_signs = torch.as_tensor(half_signs, dtype=self.real_dtype, device=self.device)
         stage1, stage2 = paired_entry_indices(n)
         self._pair_stage1 = torch.as_tensor(stage1, device=self.device)
         self._pair_stage2 = torch.as_tensor(stage2, device=self.device)
@@ -374,23 +376,24 @@ class BatchedCircuit:
         """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout).
 
         Built in real arithmetic: with ``V_l = diag(exp(i phi_l)) Y'_l`` (``Y'_l`` the real factor with the ring's
-        row permutation, ``phi_l`` the RZ phases of its rows), ``V_l (A + iB) = diag(e^{i phi}) (Y' A + i Y' B)``:
-        one real batched matmul of ``Y'_l`` with the stacked real and imaginary parts per layer, then the phase
-        rotation row by row. Half the multiplications of a complex matmul, and no complex tensor is formed.
+        row permutation, ``phi_l`` the RZ phases of its rows), ``V_l (A + iB) = diag(e^{i phi}) (Y' A + i Y' B)``.
+        The state is kept as ``W = [A | B]`` (``D x 2D``); a layer is one real batched matmul ``P = Y' W`` and the
+        row rotation ``W' = cos(phi) P + [-sin(phi) | sin(phi)] roll(P, D)`` (``roll`` swaps the halves). Half the
+        multiplications of a complex matmul, a handful of tensor operations per layer, no complex tensor.
         """
         self._check_params(params)
         params = params.to(self.device, self.real_dtype)
-        factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
-        phase = self._row_phases(params[..., 1])  # (B, L, D)
-        cos, sin = torch.cos(phase)[..., None].unbind(1), torch.sin(phase)[..., None].unbind(1)  # L x (B, D, 1)
         dimension = self.config.dimension
-        real, imag = cos[0] * factors[0], sin[0] * factors[0]
+        factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
+        phase = self._row_phases(params[..., 1])[..., None]  # (B, L, D, 1)
+        cos, sin = torch.cos(phase), torch.sin(phase)
+        rotation = (sin * self._half_signs).unbind(1)  # L x (B, D, 2D): [-sin | sin] per row
+        cos_rows = cos.unbind(1)  # L x (B, D, 1)
+        state = (torch.cat([cos[:, 0], sin[:, 0]], dim=-1)[..., None] * factors[0][..., None, :]).flatten(-2)
         for layer in range(1, len(factors)):  # loop over layers (L), not nodes
-            rotated = factors[layer] @ torch.cat([real, imag], dim=-1)  # (B, D, 2D): [Y' Re | Y' Im], one bmm
-            rotated_real, rotated_imag = rotated[..., :dimension], rotated[..., dimension:]
-            real = cos[layer] * rotated_real - sin[layer] * rotated_imag
-            imag = sin[layer] * rotated_real + cos[layer] * rotated_imag
-        return torch.cat([real, imag], dim=-2)
+            rotated = factors[layer] @ state  # (B, D, 2D): [Y' A | Y' B], one bmm
+            state = torch.addcmul(cos_rows[layer] * rotated, rotation[layer], rotated.roll(dimension, dims=-1))
+        return state.unflatten(-1, (2, dimension)).transpose(-3, -2).flatten(-3, -2)  # [A; B], (B, 2D, D)
 
     def encode_real(self, features: torch.Tensor) -> torch.Tensor:
         """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""
