@@ -1,0 +1,84 @@
+"""Where the time of one batched CEAS step goes: wall-clock milliseconds per phase of the round.
+
+Steps ``--copies`` copies of a CEAS environment as one :class:`BatchedEntanglementSchedulingEnv` with pre-sampled
+random actions for ``--duration`` seconds (after ``--warmup`` untimed steps) and reports the mean time per step of
+each phase: local training (and the attacks around it), stamps and their QFI, gossip, consensus, the checkpoint
+(probe predictions and the BFT rule), the test-set evaluation, the observation and the infos. Phases nest (local
+training is inside the local round; probe predictions inside the checkpoint), so the rows do not add up to the step.
+
+python benchmarks/profile_batched_step.py --env ceas_gym/EntanglementScheduling-Small-v0 --copies 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import ceas_gym  # noqa: F401  (registers the environments)
+import ceas_gym.envs.batched_ceas as batched_module
+
+METHODS = ("_local_round", "_stamps", "_consensus", "_checkpoints", "_observation", "_infos", "_reset_copies")
+FUNCTIONS = ("local_train", "gossip_round", "predict_rows", "evaluate_rows", "decode_schedule")
+
+
+def timed(totals: dict[str, float], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` adding its wall time to ``totals[name]``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+
+    return wrapper
+
+
+def main() -> None:
+    """Time the phases and print them."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="ceas_gym/EntanglementScheduling-Small-v0")
+    parser.add_argument("--copies", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=8.0, help="timed seconds")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (learning.torch_threads)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    totals: dict[str, float] = {}
+    for name in FUNCTIONS:  # module-level functions the step calls by name
+        setattr(batched_module, name, timed(totals, name, getattr(batched_module, name)))
+    vector = gym.make_vec(
+        args.env,
+        num_envs=args.copies,
+        vectorization_mode="vector_entry_point",
+        learning={"torch_threads": args.threads},
+    )
+    env = vector.unwrapped if hasattr(vector, "unwrapped") else vector
+    for name in METHODS:
+        setattr(env, name, timed(totals, name, getattr(env, name)))
+    vector.reset(seed=args.seed)
+    space = vector.action_space
+    actions = np.random.default_rng(args.seed).random((64, *space.shape)).astype(space.dtype)
+    for index in range(args.warmup):
+        vector.step(actions[index % len(actions)])
+    totals.clear()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.duration:
+        vector.step(actions[steps % len(actions)])
+        steps += 1
+    elapsed = time.perf_counter() - start
+    rate = args.copies * steps / elapsed
+    print(f"{args.env} x {args.copies}: {1000 * elapsed / steps:.1f} ms per step, {rate:.0f} copy-steps/s")
+    for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {name.lstrip('_'):16s} {1000 * seconds / steps:7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
