@@ -12,33 +12,17 @@ python benchmarks/profile_batched_step.py --env ceas_gym/EntanglementScheduling-
 from __future__ import annotations
 
 import argparse
-import functools
 import time
-from collections.abc import Callable
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import ceas_gym  # noqa: F401  (registers the environments)
 import ceas_gym.envs.batched_ceas as batched_module
+from evaluation.bench import PhaseTimer
 
 METHODS = ("_local_round", "_stamps", "_consensus", "_checkpoints", "_observation", "_infos", "_reset_copies")
 FUNCTIONS = ("local_train", "gossip_round", "predict_rows", "evaluate_rows", "decode_schedule")
-
-
-def timed(totals: dict[str, float], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` adding its wall time to ``totals[name]``."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
-
-    return wrapper
 
 
 def main() -> None:
@@ -51,9 +35,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (learning.torch_threads)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    totals: dict[str, float] = {}
+    timer = PhaseTimer()
+    totals = timer.seconds
     for name in FUNCTIONS:  # module-level functions the step calls by name
-        setattr(batched_module, name, timed(totals, name, getattr(batched_module, name)))
+        setattr(batched_module, name, timer.wrap(name, getattr(batched_module, name)))
     vector = gym.make_vec(
         args.env,
         num_envs=args.copies,
@@ -62,7 +47,7 @@ def main() -> None:
     )
     env = vector.unwrapped if hasattr(vector, "unwrapped") else vector
     for name in METHODS:
-        setattr(env, name, timed(totals, name, getattr(env, name)))
+        setattr(env, name, timer.wrap(name, getattr(env, name)))
     vector.reset(seed=args.seed)
     space = vector.action_space
     actions = np.random.default_rng(args.seed).random((64, *space.shape)).astype(space.dtype)
