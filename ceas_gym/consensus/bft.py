@@ -130,9 +130,9 @@ def divergence_threshold(fidelity: np.ndarray, base: float, slope: float) -> np.
     return base * (1.0 + slope * (1.0 - np.asarray(fidelity, dtype=np.float64)))
 
 
-def quorum_size(num_active: int) -> int:
-    """Return the quorum ``2f + 1`` with ``f = floor((num_active - 1) / 3)`` (at least 1)."""
-    return 2 * max(0, (num_active - 1) // 3) + 1
+def quorum_size(num_active: int | np.ndarray) -> int | np.ndarray:
+    """Return the quorum ``2f + 1`` with ``f = floor((num_active - 1) / 3)`` (at least 1), elementwise."""
+    return 2 * np.maximum(0, (num_active - 1) // 3) + 1
 
 
 def is_checkpoint_round(round_index: int | np.ndarray, checkpoint_every: int) -> bool | np.ndarray:
@@ -174,6 +174,28 @@ def masked_quantile(values: np.ndarray, mask: np.ndarray, quantile: float) -> np
     if empty.any():
         result[empty] = np.nan
     return result
+
+
+def _checked_divergence(divergence: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``divergence`` as float64 of ``shape``, all >= 0 (nats), or :class:`ConfigError`."""
+    values = np.asarray(divergence, dtype=np.float64)
+    if values.shape != shape or not (values >= 0).all():
+        raise ConfigError(f"divergence: expected {shape} non-negative values, got shape {values.shape}")
+    return values
+
+
+def _checked_checkpoint_inputs(
+    shape: tuple[int, ...], fidelity: np.ndarray, votes: np.ndarray | None, trust: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fidelity in [0, 1], voters (default all) and trust (default 1), each of ``shape``, or :class:`ConfigError`."""
+    fidelity = np.asarray(fidelity, dtype=np.float64)
+    if fidelity.shape != shape or not ((fidelity >= 0) & (fidelity <= 1)).all():
+        raise ConfigError(f"fidelity: expected {shape} values in [0, 1], got shape {fidelity.shape}")
+    voters = np.ones(shape, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
+    scores = np.ones(shape) if trust is None else np.asarray(trust, dtype=np.float64)
+    if voters.shape != shape or scores.shape != shape:
+        raise ConfigError(f"votes and trust: expected shape {shape}")
+    return fidelity, voters, scores
 
 
 @dataclass(frozen=True)
@@ -277,11 +299,7 @@ class BatchedBFTMonitor:
 
     def record(self, divergence: np.ndarray) -> None:
         """Store one round's divergence per node of every network (nats), ``(B, N)`` >= 0."""
-        values = np.asarray(divergence, dtype=np.float64)
-        shape = (self.num_networks, self.num_nodes)
-        if values.shape != shape or not (values >= 0).all():
-            raise ConfigError(f"divergence: expected {shape} non-negative values, got shape {values.shape}")
-        self._store(values)
+        self._store(_checked_divergence(divergence, (self.num_networks, self.num_nodes)))
 
     def _store(self, values: np.ndarray) -> None:
         """:meth:`record` after validation."""
@@ -330,14 +348,10 @@ class BatchedBFTMonitor:
             The :class:`BatchedCheckpointOutcome`; :attr:`active` is updated where committed.
         """
         shape = (self.num_networks, self.num_nodes)
-        fidelity = np.asarray(fidelity, dtype=np.float64)
-        if fidelity.shape != shape or not ((fidelity >= 0) & (fidelity <= 1)).all():
-            raise ConfigError(f"fidelity: expected {shape} values in [0, 1], got shape {fidelity.shape}")
-        voters = np.ones(shape, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
-        scores = np.ones(shape) if trust is None else np.asarray(trust, dtype=np.float64)
+        fidelity, voters, scores = _checked_checkpoint_inputs(shape, fidelity, votes, trust)
         ran = np.ones(self.num_networks, dtype=bool) if networks is None else np.asarray(networks, dtype=bool)
-        if voters.shape != shape or scores.shape != shape or ran.shape != shape[:1]:
-            raise ConfigError(f"votes and trust: expected shape {shape}; networks: expected shape {shape[:1]}")
+        if ran.shape != shape[:1]:
+            raise ConfigError(f"networks: expected shape {shape[:1]}, got {ran.shape}")
         return self._checkpoint(fidelity, voters, scores, ran)
 
     def _checkpoint(
@@ -348,7 +362,7 @@ class BatchedBFTMonitor:
         active = self.active
         rolling = self.rolling_divergence()
         threshold = self.threshold(fidelity)
-        quorum = 2 * np.maximum(0, (active.sum(axis=1) - 1) // 3) + 1
+        quorum = quorum_size(active.sum(axis=1))
         vote_count = (voters & active).sum(axis=1)
         committed = ran & (vote_count >= quorum)
 
@@ -426,10 +440,7 @@ class BFTMonitor:
 
     def record(self, divergence: np.ndarray) -> None:
         """Store one round's divergence per node (nats), ``(N,)`` >= 0, dropping the oldest beyond the window."""
-        values = np.asarray(divergence, dtype=np.float64)
-        if values.shape != (self.num_nodes,) or not (values >= 0).all():
-            raise ConfigError(f"divergence: expected ({self.num_nodes},) non-negative values, got {values.shape}")
-        self._batch._store(values[None])
+        self._batch._store(_checked_divergence(divergence, (self.num_nodes,))[None])
 
     @property
     def window_fill(self) -> int:
@@ -457,13 +468,6 @@ class BFTMonitor:
         Returns:
             The :class:`CheckpointOutcome`; :attr:`active` is updated when committed.
         """
-        n = self.num_nodes
-        fidelity = np.asarray(fidelity, dtype=np.float64)
-        if fidelity.shape != (n,) or not ((fidelity >= 0) & (fidelity <= 1)).all():
-            raise ConfigError(f"fidelity: expected ({n},) values in [0, 1], got shape {fidelity.shape}")
-        voters = np.ones(n, dtype=bool) if votes is None else np.asarray(votes, dtype=bool)
-        scores = np.ones(n) if trust is None else np.asarray(trust, dtype=np.float64)
-        if voters.shape != (n,) or scores.shape != (n,):
-            raise ConfigError(f"votes and trust: expected shape ({n},)")
+        fidelity, voters, scores = _checked_checkpoint_inputs((self.num_nodes,), fidelity, votes, trust)
         outcome = self._batch._checkpoint(fidelity[None], voters[None], scores[None], np.ones(1, dtype=bool))
         return outcome.network(0)

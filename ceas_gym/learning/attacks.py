@@ -73,24 +73,31 @@ class Attack:
         Returns:
             ``(sum(sizes), P)`` attacked rows.
         """
-        pieces = [
-            self(group, round_index, generator)
-            for group, round_index, generator in zip(updates.split(list(sizes)), round_indices, generators, strict=True)
-            if group.shape[0]
-        ]
-        return torch.cat(pieces) if pieces else updates.clone()
+        return map_groups(updates, sizes, self.__call__, round_indices, generators)
+
+
+def map_groups(rows: torch.Tensor, sizes: Sequence[int], function: Any, *per_group: Sequence[Any]) -> torch.Tensor:
+    """``function(group, *args_g)`` for each non-empty group of rows (the next ``sizes[g]``), concatenated in order.
+
+    Args:
+        rows: ``(sum(sizes), P)`` rows, group after group.
+        sizes: Rows per group (>= 0); an empty group calls nothing (so draws nothing from its generator).
+        function: Called as ``function(group, *[arguments[g] for arguments in per_group])``; returns the group's rows.
+        per_group: Sequences with one argument per group.
+    """
+    pieces = [
+        function(group, *arguments)
+        for group, *arguments in zip(rows.split(list(sizes)), *per_group, strict=True)
+        if group.shape[0]
+    ]
+    return torch.cat(pieces) if pieces else rows.clone()
 
 
 def grouped_standard_normal(
     like: torch.Tensor, sizes: Sequence[int], generators: Sequence[torch.Generator]
 ) -> torch.Tensor:
     """``N(0, 1)`` samples shaped like ``like``; group ``g`` (its next ``sizes[g]`` rows) from ``generators[g]``."""
-    pieces = [
-        standard_normal(group, generator)
-        for group, generator in zip(like.split(list(sizes)), generators, strict=True)
-        if group.shape[0]
-    ]
-    return torch.cat(pieces) if pieces else torch.zeros_like(like)
+    return map_groups(like, sizes, standard_normal, generators)
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -305,4 +312,5 @@ __all__ = [
     "flip_labels",
     "grouped_standard_normal",
     "make_attack",
+    "map_groups",
 ]

@@ -234,7 +234,8 @@ def layer_entry_index(num_qubits: int) -> np.ndarray:
     """Flat index ``4 q + 2 bit_q(src[r]) + bit_q(c)`` into ``(n, 4)`` RY-entry tables, shape ``(n * D * D,)``.
 
     Gathering ``(cos, -sin, sin, cos)`` of each qubit's RY angle with it and multiplying over qubits gives the real
-    factor ``Y[src[r], c]`` of the layer unitary with the CNOT ring folded into the rows (see module docstring).
+    factor ``Y[src[r], c]`` of the layer unitary with the CNOT ring folded into the rows (see module docstring). The
+    simulator uses the cheaper two-stage form, :func:`paired_entry_indices`; this one-stage index is its reference.
     """
     bits = _basis_bits(num_qubits)  # (D, n)
     row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]

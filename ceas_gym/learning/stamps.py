@@ -83,11 +83,7 @@ def quantum_fisher_information(
     Returns:
         ``(B, 2nL, 2nL)`` real symmetric QFI matrices (per radian squared).
     """
-    batch = angles.shape[0]
-    if probe_features.dim() == 2:
-        probe_features = probe_features.expand(batch, *probe_features.shape)
-    angles = angles.detach().to(circuit.device, circuit.real_dtype)
-    psi, derivatives = shifted_state_derivatives(circuit, angles, probe_features)
+    psi, derivatives = _probe_state_derivatives(circuit, angles, probe_features)
     gram = torch.einsum("bimd,bjmd->bmij", derivatives.conj(), derivatives)
     overlap = torch.einsum("bimd,bmd->bmi", derivatives.conj(), psi)  # <d_i psi | psi>
     berry = overlap[..., :, None] * overlap.conj()[..., None, :]
@@ -109,15 +105,21 @@ def qfi_trace_score(circuit: BatchedCircuit, angles: torch.Tensor, probe_feature
     Returns:
         ``(B,)`` scores in [0, 1].
     """
-    batch = angles.shape[0]
-    if probe_features.dim() == 2:
-        probe_features = probe_features.expand(batch, *probe_features.shape)
-    angles = angles.detach().to(circuit.device, circuit.real_dtype)
-    psi, derivatives = shifted_state_derivatives(circuit, angles, probe_features)  # (B, M, D), (B, P, M, D)
+    psi, derivatives = _probe_state_derivatives(circuit, angles, probe_features)  # (B, M, D), (B, P, M, D)
     norms = torch.view_as_real(derivatives).square().sum((-1, -2))  # (B, P, M): <d_i psi|d_i psi>
     overlap = (derivatives.conj() * psi[:, None]).sum(-1)  # (B, P, M): <d_i psi|psi>
     diagonal = 4 * (norms - overlap.real.square() - overlap.imag.square())  # (B, P, M)
     return diagonal.mean(-1).mean(-1).clamp(0.0, 1.0)
+
+
+def _probe_state_derivatives(
+    circuit: BatchedCircuit, angles: torch.Tensor, probe_features: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`shifted_state_derivatives` of detached angles, with ``(M, n)`` probes shared by every row."""
+    if probe_features.dim() == 2:
+        probe_features = probe_features.expand(angles.shape[0], *probe_features.shape)
+    angles = angles.detach().to(circuit.device, circuit.real_dtype)
+    return shifted_state_derivatives(circuit, angles, probe_features)
 
 
 def shifted_state_derivatives(
