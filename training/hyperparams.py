@@ -24,7 +24,17 @@ DEFAULT_FILE = Path(__file__).with_name("hyperparams") / "ppo.yml"
 
 # Keys handled by ceas-train itself rather than passed to the algorithm.
 META_KEYS = frozenset(
-    {"policy", "normalize", "n_envs", "n_timesteps", "flatten_observation", "info_keywords", "vec_env", "env_kwargs"}
+    {
+        "policy",
+        "normalize",
+        "n_envs",
+        "n_timesteps",
+        "flatten_observation",
+        "info_keywords",
+        "vec_env",
+        "env_kwargs",
+        "pretrain",
+    }
 )
 # Values of the ``vec_env`` meta key (and of ``ceas-train --vec-env``).
 VEC_ENVS = ("dummy", "subproc", "batched")

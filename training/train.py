@@ -20,6 +20,8 @@ Decisions:
   always written at the end, and on Ctrl-C before exiting with status 130.
 * The evaluation environment has seed ``seed + 1000``, a frozen copy of the training normaliser's statistics
   (synchronised by SB3's ``EvalCallback``) and unnormalised rewards.
+* A ``pretrain`` entry in the hyper-parameters clones a registered baseline into the fresh policy before the first
+  PPO update (:mod:`training.pretrain`); the run folder records it in ``pretrain.json``.
 * ``--threads`` (default 1) sets torch's CPU threads; the small networks train fastest single-threaded.
 * ``--resume RUN`` continues from the checkpoint with the most timesteps: model and ``VecNormalize`` statistics are
   loaded, ``num_timesteps`` keeps counting (``reset_num_timesteps=False``, same TensorBoard run) and training
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +63,7 @@ from training.callbacks import (
     save_checkpoint,
     save_vecnormalize,
 )
+from training.pretrain import load_pretrain_config, pretrain
 from training.run_folder import claim_run_folder, read_yaml, write_records
 
 EVAL_SEED_OFFSET = 1000
@@ -222,6 +226,7 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         merged["policy"] = choose_policy(merged.get("policy", "MultiInputPolicy"), probe.observation_space)
         hp.evaluate_policy_kwargs(merged.get("policy_kwargs"))
         hp.normalize_kwargs(merged.get("normalize"))
+        load_pretrain_config(merged.get("pretrain"))
     except hp.HyperparameterError as error:
         parser.error(str(error))
     finally:
@@ -448,6 +453,15 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
         print(f"{run}: already trained for {start} of {total} timesteps; nothing to do")
         return 0, run
     model = build_model(config, run, args, resume_from)
+    warm_start = load_pretrain_config(config["hyperparams"].get("pretrain"))
+    if warm_start is not None and resume_from is None:
+        record = pretrain(model, config["env_id"], config["env_kwargs"], warm_start, config["seed"])
+        (run / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"warm start: cloned {record['policy']} from {record['demonstration_steps']} steps (its mean episode "
+            f"return {record['expert_mean_episode_return']:.2f}); actor loss {record['actor_loss']:.4g}, "
+            f"critic loss {record['critic_loss']:.4g}"
+        )
     callbacks = build_callbacks(args, run, config, int(config["hyperparams"]["n_envs"]))
     print(f"{config['algorithm']} on {config['env_id']}: timesteps {start} -> {total}; run folder {run}")
     try:
