@@ -16,7 +16,9 @@ Method:
 * ``ppo``: trains PPO with ceas-train's resolved hyper-parameters for ``--n-timesteps`` and times, by wrapping
   the bound methods, ``collect_rollouts`` (rollout: env steps plus the policy's forward passes), the VecEnv's
   ``step`` inside it (env stepping alone) and ``train`` (the gradient updates). The shares are fractions of
-  ``learn``'s wall time; the rest (logging, setup) is reported as ``other``.
+  ``learn``'s wall time; the rest (logging, setup) is reported as ``other``. When the hyper-parameters have a
+  ``pretrain`` entry the warm start runs first, as in ``ceas-train``, outside the timed window (its seconds are
+  recorded apart), so the timed updates are those of fine-tuning the cloned policy.
 * Every JSON record carries the versions and platform of :func:`training.run_folder.versions_record` and the
   machine's load average at the end (figures taken on a busy machine are not comparable).
 """
@@ -143,6 +145,7 @@ class PhaseTimer:
 def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     """Share of PPO's wall time spent collecting rollouts vs updating the networks."""
     from training import train
+    from training.pretrain import load_pretrain_config, pretrain
 
     train.set_torch_threads(args.threads)
     parser = train.build_parser()
@@ -156,6 +159,12 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     config = train.resolve_new_run(parser, train_args)
     model = train.build_model(config, Path("."), train_args, None)
     model.tensorboard_log = None
+    warm_start = load_pretrain_config(config["hyperparams"].get("pretrain"))
+    pretrain_seconds = 0.0
+    if warm_start is not None:
+        started = time.perf_counter()
+        pretrain(model, config["env_id"], config["env_kwargs"], warm_start, config["seed"])
+        pretrain_seconds = time.perf_counter() - started
     timer = PhaseTimer()
     model.collect_rollouts = timer.wrap("rollout", model.collect_rollouts)
     model.train = timer.wrap("update", model.train)
@@ -175,7 +184,13 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
         "vec_env": config["hyperparams"]["vec_env"],
         "n_steps": int(config["hyperparams"].get("n_steps", 2048)),
         "torch_threads": args.threads,
-        "seconds": {"total": total, "rollout": rollout, "env_step": env_step, "update": update},
+        "seconds": {
+            "total": total,
+            "rollout": rollout,
+            "env_step": env_step,
+            "update": update,
+            "pretrain_untimed": pretrain_seconds,
+        },
         "share": {
             "rollout": rollout / total,
             "env_step": env_step / total,

@@ -65,6 +65,17 @@ def test_ppo_subcommand_splits_wall_time(tmp_path: Path) -> None:
     assert not (Path.cwd() / "tensorboard").exists()
 
 
+def test_ppo_subcommand_runs_the_warm_start_outside_the_timed_window(tmp_path: Path) -> None:
+    out = tmp_path / "ppo.json"
+    argv = ["ppo", "--env", TINY, "--n-timesteps", "128", "--n-envs", "2", "--out", str(out)]
+    hyper = ["n_steps:32", "batch_size:32", "n_epochs:1", "pretrain:{policy: eef, timesteps: 200, epochs: 1}"]
+    assert main([*argv, "--hyperparams", *hyper]) == 0
+    record = json.loads(out.read_text())
+    assert record["num_timesteps"] == 128  # the 200 demonstration steps are not PPO's
+    assert record["seconds"]["pretrain_untimed"] > 0
+    assert record["share"]["rollout"] + record["share"]["update"] + record["share"]["other"] == pytest.approx(1.0)
+
+
 def test_unknown_env_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["env", "--env", "ceas_gym/EntanglementScheduling-Lite-Tny-v0"])

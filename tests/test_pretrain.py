@@ -91,3 +91,34 @@ def test_warm_start_clones_the_expert_and_is_recorded(tmp_path: Path) -> None:
 
     model = PPO.load(warm / "final_model.zip")
     np.testing.assert_allclose(model.policy.log_std.detach().numpy(), -1.5)
+
+
+def test_bound_margin_fits_entries_at_a_bound_beyond_it(tmp_path: Path) -> None:
+    import torch
+    from stable_baselines3.common.utils import obs_as_tensor
+
+    common = ["--env", TINY, "-n", "64", "--seed", "3", "--eval-freq", "0", "--save-freq", "0", "--no-progress"]
+    common += ["--verbose", "0", "--n-envs", "2", "--hyperparams", "n_steps:32", "batch_size:32", "learning_rate:0.0"]
+    cloned = (
+        "pretrain:{policy: eef, timesteps: 1000, epochs: 40, batch_size: 64, learning_rate: 0.003, bound_margin: 0.1}"
+    )
+    assert main([*common, cloned, "-f", str(tmp_path)]) == 0
+    student = make_policy(
+        str(tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1" / "final_model.zip"), gym.make(TINY)
+    )
+    env, expert = gym.make(TINY), make_policy("eef", gym.make(TINY))
+    observation, info = env.reset(seed=100)
+    low, high = [], []
+    for _ in range(30):
+        target = expert.act(observation, info)
+        normalized = student.normalizer.normalize_obs({k: v[None] for k, v in observation.items()})
+        with torch.no_grad():
+            mean = student.model.policy.get_distribution(obs_as_tensor(normalized, "cpu")).distribution.mean[0].numpy()
+        low.extend(mean[target == 0.0])
+        high.extend(mean[target == 1.0])
+        observation, _, _, _, info = env.step(target)
+    # This expert's actions are one-hot (all attempts to one link, or none spent): every entry sits at a bound, and
+    # the cloned means sit about 0.1 beyond it, so the clipped action is the expert's.
+    assert len(low) > 0 and len(high) > 0
+    assert np.max(low) < -0.05
+    assert np.min(high) > 1.05

@@ -49,6 +49,10 @@ class PretrainConfig:
         learning_rate: Adam step size of the fit (> 0).
         log_std: Log standard deviation the Gaussian policy keeps after the fit, or None to leave it alone.
         value: Also fit the value head to the expert's discounted returns.
+        bound_margin: For ``Box`` actions, expert entries at a bound of the box are fitted to lie this far beyond
+            it (>= 0). The environment clips them back, so the action is the same, but fit errors and exploration
+            noise of about this size no longer leak past the bound. In a budget split this keeps tiny weights off
+            links the expert gives nothing.
     """
 
     policy: str = "eef"
@@ -58,6 +62,7 @@ class PretrainConfig:
     learning_rate: float = 1e-3
     log_std: float | None = -1.5
     value: bool = True
+    bound_margin: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("timesteps", "epochs", "batch_size"):
@@ -68,6 +73,8 @@ class PretrainConfig:
             raise HyperparameterError(f"pretrain.learning_rate = {self.learning_rate!r}: must be a number > 0")
         if self.log_std is not None and (not isinstance(self.log_std, (int, float)) or not math.isfinite(self.log_std)):
             raise HyperparameterError(f"pretrain.log_std = {self.log_std!r}: must be a finite number or null")
+        if not isinstance(self.bound_margin, (int, float)) or not 0.0 <= self.bound_margin < math.inf:
+            raise HyperparameterError(f"pretrain.bound_margin = {self.bound_margin!r}: must be a number >= 0")
         if not isinstance(self.value, bool):
             raise HyperparameterError(f"pretrain.value = {self.value!r}: must be true or false")
         if not isinstance(self.policy, str):
@@ -218,6 +225,11 @@ def fit_policy(model: Any, demonstrations: Demonstrations, config: PretrainConfi
     generator = np.random.default_rng(seed)
     count = demonstrations.actions.shape[0]
     box_actions = isinstance(model.action_space, spaces.Box)
+    targets = demonstrations.actions
+    if box_actions and config.bound_margin > 0:
+        low, high = model.action_space.low, model.action_space.high
+        targets = np.where(targets <= low, low - config.bound_margin, targets)
+        targets = np.where(targets >= high, high + config.bound_margin, targets).astype(np.float32)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     policy.set_training_mode(True)
     losses = {"actor": float("nan"), "critic": float("nan")}
@@ -231,7 +243,7 @@ def fit_policy(model: Any, demonstrations: Demonstrations, config: PretrainConfi
             else:
                 batch = demonstrations.observations[index]
             observations = obs_as_tensor(batch, device)
-            target = torch.as_tensor(demonstrations.actions[index], device=device)
+            target = torch.as_tensor(targets[index], device=device)
             distribution = policy.get_distribution(observations)
             if box_actions:
                 actor_loss = torch.nn.functional.mse_loss(distribution.distribution.mean, target)
