@@ -92,6 +92,19 @@ def bench_resolved_vec_env(env_id: str) -> str:
     return str(hp.merge(hp.load_file(), env_id, {}).get("vec_env", "dummy"))
 
 
+def split_env_prefix(
+    parser: argparse.ArgumentParser, flag: str, spec: str, env_ids: Sequence[str]
+) -> tuple[str | None, str]:
+    """``ENV_ID=VALUE`` as ``(ENV_ID, VALUE)``; a spec without ``=`` as ``(None, spec)``.
+
+    Exits 2 (``parser.error``, naming ``flag``) when ``ENV_ID`` is not among ``--env``.
+    """
+    env_id, has_env, value = spec.rpartition("=")
+    if has_env and env_id not in env_ids:
+        parser.error(f"{flag} {spec!r}: {env_id!r} is not one of --env ({', '.join(env_ids)})")
+    return (env_id if has_env else None), value
+
+
 def models_by_env(parser: argparse.ArgumentParser, env_ids: Sequence[str], specs: Sequence[str]) -> dict:
     """Which model paths to evaluate on each env: ``PATH`` on all of them, ``ENV_ID=PATH`` on that one.
 
@@ -99,14 +112,9 @@ def models_by_env(parser: argparse.ArgumentParser, env_ids: Sequence[str], specs
     """
     chosen: dict[str, list[str]] = {env_id: [] for env_id in env_ids}
     for spec in specs:
-        env_id, has_env, path = spec.rpartition("=")
-        if not has_env:
-            for paths in chosen.values():
-                paths.append(path)
-        elif env_id in chosen:
-            chosen[env_id].append(path)
-        else:
-            parser.error(f"--models {spec!r}: {env_id!r} is not one of --env ({', '.join(env_ids)})")
+        env_id, path = split_env_prefix(parser, "--models", spec, env_ids)
+        for target in env_ids if env_id is None else [env_id]:
+            chosen[target].append(path)
     return chosen
 
 
@@ -119,11 +127,9 @@ def seeds_by_env(
     """
     chosen = {env_id: list(default) for env_id in env_ids}
     for spec in specs:
-        env_id, has_env, seeds = spec.rpartition("=")
-        if not has_env or not seeds:
+        env_id, seeds = split_env_prefix(parser, "--env-seeds", spec, env_ids)
+        if env_id is None or not seeds:
             parser.error(f"--env-seeds {spec!r}: expected ENV_ID=SEEDS, e.g. {env_ids[0]}=0-49")
-        if env_id not in chosen:
-            parser.error(f"--env-seeds {spec!r}: {env_id!r} is not one of --env ({', '.join(env_ids)})")
         chosen[env_id] = [seeds]
     return chosen
 
