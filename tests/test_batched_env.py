@@ -292,3 +292,25 @@ def test_env_kwargs_in_the_file_reach_the_environment_and_the_flag_wins(tmp_path
     with pytest.raises(SystemExit):
         resolve_new_run(parser, parser.parse_args(argv))
     assert "env_kwargs = [1, 2]: expected a mapping" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize(("dtype", "tolerance"), [("complex128", 1e-6), ("complex64", 1e-3)])
+def test_learning_layer_on_cuda_follows_the_cpu_batched_env(dtype, tolerance) -> None:
+    """Tolerances as for the single environment (tests/test_ceas_env.py): float32 stamps differ by about 1e-4."""
+    envs = [
+        BatchedEntanglementSchedulingEnv(
+            2, preset="small", **SHORT, learning={"device": device, "circuit": {"dtype": dtype}}
+        )
+        for device in ("cpu", "cuda")
+    ]
+    assert envs[1].params.device.type == "cuda" and envs[1].train_features.device.type == "cuda"
+    for env in envs:
+        env.reset(seed=[3, 4])
+    actions = np.full((2, *envs[0].single_action_space.shape), 0.4, dtype=np.float32)
+    for _ in range(8):  # through one autoreset (SHORT: 6 rounds)
+        (cpu_obs, cpu_rewards, *_, cpu_info), (gpu_obs, gpu_rewards, *_, gpu_info) = (env.step(actions) for env in envs)
+        np.testing.assert_allclose(gpu_info["accuracy"], cpu_info["accuracy"], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(gpu_rewards, cpu_rewards, atol=tolerance, rtol=0)
+        for key in cpu_obs:
+            np.testing.assert_allclose(gpu_obs[key], cpu_obs[key], atol=tolerance, rtol=0, err_msg=key)

@@ -137,10 +137,11 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         dtype = self.model.dtype
         data = self.learning.data
         self.params = torch.zeros(e * n, p, dtype=dtype, device=self.device)
-        self.train_features = torch.zeros(e * n, data.samples_per_node, data.num_features, dtype=dtype)
-        self.train_labels = torch.zeros(e * n, data.samples_per_node, dtype=torch.long)
-        self.test_features = torch.zeros(e, data.test_samples, data.num_features, dtype=dtype)
-        self.test_labels = torch.zeros(e, data.test_samples, dtype=torch.long)
+        device = self.device  # the learning layer's tensors live there; bookkeeping stays on the CPU
+        self.train_features = torch.zeros(e * n, data.samples_per_node, data.num_features, dtype=dtype, device=device)
+        self.train_labels = torch.zeros(e * n, data.samples_per_node, dtype=torch.long, device=device)
+        self.test_features = torch.zeros(e, data.test_samples, data.num_features, dtype=dtype, device=device)
+        self.test_labels = torch.zeros(e, data.test_samples, dtype=torch.long, device=device)
         self.pair_fidelity = torch.ones(e * n, dtype=torch.float64)
         self.qfi_score = torch.ones(e * n, dtype=torch.float64)
         self.trust = np.full((e, n), self.protocol_config.trust.initial)
