@@ -10,6 +10,10 @@ Conventions:
 * Actions are deterministic (the mode of the policy distribution). Models trained with sb3-contrib's
   ``MaskablePPO`` are recognised from the policy class recorded in the zip and are given the env's
   ``action_masks()`` when the env has one.
+* A model trained as a residual policy (``residual.json`` beside it, or ``<stem>_residual.json``;
+  :mod:`agents.residual`) outputs a correction: the action is the recorded baseline's action plus the scaled
+  correction, clipped to the action space (:func:`agents.residual.compose_action`). The baseline acts on the
+  environment's own observation and is reset with the policy.
 * A model trained on flattened observations (``flatten_observation=True``) acting in an env that returns the
   ``Dict`` form gets the observation flattened with ``gymnasium.spaces.flatten`` (the order the environments use
   for their own flat form), so it can be compared with the baselines on the same env.
@@ -26,6 +30,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from agents.residual import compose_action, read_residual_settings, residual_path_for
 
 VECNORMALIZE_SUFFIX = "_vecnormalize.pkl"
 
@@ -64,12 +70,22 @@ class PPOPolicy:
     Args:
         model: A loaded ``PPO`` or ``MaskablePPO``.
         normalizer: The ``VecNormalize`` whose observation statistics to apply, or None.
-        env: The environment acted in; read only for ``action_masks()`` with a maskable model.
+        env: The environment acted in; read for ``action_masks()`` with a maskable model and for the action space of
+            a residual model.
         name: Name shown in result tables.
+        residual: ``(baseline, scale)`` for a residual model: the baseline policy and the correction's scale.
+
+    Raises:
+        ValueError: For a residual model without an environment or one whose action space is not a ``Box``.
     """
 
     def __init__(
-        self, model: Any, normalizer: Any | None = None, env: gym.Env | None = None, name: str = "ppo"
+        self,
+        model: Any,
+        normalizer: Any | None = None,
+        env: gym.Env | None = None,
+        name: str = "ppo",
+        residual: tuple[Any, float] | None = None,
     ) -> None:
         self.model = model
         self.normalizer = normalizer
@@ -78,6 +94,9 @@ class PPOPolicy:
         self.env = env
         self.name = name
         self.maskable = type(model).__name__ == "MaskablePPO"
+        if residual is not None and (env is None or not isinstance(env.action_space, spaces.Box)):
+            raise ValueError("a residual model needs the environment it acts in, with a Box action space")
+        self.residual = residual
 
     @classmethod
     def load(
@@ -110,10 +129,21 @@ class PPOPolicy:
         if stats is not None:
             with stats.open("rb") as handle:
                 normalizer = pickle.load(handle)  # a VecNormalize without its venv (dropped on save)
-        return cls(model, normalizer, env, name or f"ppo:{path.stem}")
+        residual = None
+        settings = residual_path_for(path)
+        if settings is not None:
+            baseline_name, scale = read_residual_settings(settings)
+            if env is None:
+                raise ValueError(f"{settings}: a residual model needs the environment it acts in (env=...)")
+            from agents.registry import make_policy
+
+            residual = (make_policy(baseline_name, env), scale)
+        return cls(model, normalizer, env, name or f"ppo:{path.stem}", residual)
 
     def reset(self, seed: int | None = None) -> None:
-        """The policy acts deterministically; nothing to reset."""
+        """The model acts deterministically; a residual model's baseline is reset with ``seed``."""
+        if self.residual is not None:
+            self.residual[0].reset(seed)
 
     def normalize(self, observation: Any) -> Any:
         """Apply the frozen observation normaliser (identity without one)."""
@@ -134,6 +164,7 @@ class PPOPolicy:
 
     def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
         """Return the model's deterministic action for ``observation``."""
+        raw_observation = observation
         observation = self.prepare(observation)
         if self.maskable and self.env is not None and hasattr(self.env.unwrapped, "action_masks"):
             action, _ = self.model.predict(
@@ -141,4 +172,7 @@ class PPOPolicy:
             )
         else:
             action, _ = self.model.predict(observation, deterministic=True)
-        return action
+        if self.residual is None:
+            return action
+        baseline, scale = self.residual
+        return compose_action(baseline.act(raw_observation, info), action, scale, self.env.action_space)

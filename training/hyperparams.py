@@ -34,6 +34,7 @@ META_KEYS = frozenset(
         "vec_env",
         "env_kwargs",
         "pretrain",
+        "residual",
     }
 )
 # Values of the ``vec_env`` meta key (and of ``ceas-train --vec-env``).

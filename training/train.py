@@ -22,6 +22,8 @@ Decisions:
   (synchronised by SB3's ``EvalCallback``) and unnormalised rewards.
 * A ``pretrain`` entry in the hyper-parameters clones a registered baseline into the fresh policy before the first
   PPO update (:mod:`training.pretrain`); the run folder records it in ``pretrain.json``.
+* A ``residual`` entry makes PPO learn a bounded correction of a registered baseline's action instead of the
+  action itself (:mod:`training.residual`); ``residual.json`` beside the models tells ``ceas-eval`` so.
 * ``--threads`` (default 1) sets torch's CPU threads; the small networks train fastest single-threaded.
 * ``--resume RUN`` continues from the checkpoint with the most timesteps: model and ``VecNormalize`` statistics are
   loaded, ``num_timesteps`` keeps counting (``reset_num_timesteps=False``, same TensorBoard run) and training
@@ -64,6 +66,14 @@ from training.callbacks import (
     save_vecnormalize,
 )
 from training.pretrain import load_pretrain_config, pretrain
+from training.residual import (
+    ResidualActionVecEnv,
+    ResidualConfig,
+    check_residual_space,
+    load_residual_config,
+    save_residual,
+    zero_action_mean,
+)
 from training.run_folder import claim_run_folder, read_yaml, write_records
 
 EVAL_SEED_OFFSET = 1000
@@ -154,15 +164,30 @@ def choose_policy(requested: str, observation_space: spaces.Space) -> str:
     return requested
 
 
-def make_training_envs(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str) -> Any:
+def make_training_envs(
+    env_id: str,
+    n_envs: int,
+    seed: int,
+    env_kwargs: dict[str, Any],
+    vec_env: str,
+    residual: ResidualConfig | None = None,
+) -> Any:
     """``n_envs`` copies of the env, seeded ``seed, seed + 1, ...``, with episode statistics.
 
     ``vec_env``: ``"dummy"`` / ``"subproc"`` (Monitor-wrapped envs in SB3's ``DummyVecEnv`` / ``SubprocVecEnv``) or
     ``"batched"`` (the CEAS envs' lock-step batched environment, which reports the same episode statistics).
+    With ``residual``, the envs take residual actions (:class:`training.residual.ResidualActionVecEnv`).
 
     Raises:
         HyperparameterError: ``"batched"`` for an environment without a batched form.
     """
+    venv = _make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env)
+    if residual is None:
+        return venv
+    return ResidualActionVecEnv(venv, env_id, env_kwargs, residual, seed)
+
+
+def _make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
@@ -226,7 +251,14 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         merged["policy"] = choose_policy(merged.get("policy", "MultiInputPolicy"), probe.observation_space)
         hp.evaluate_policy_kwargs(merged.get("policy_kwargs"))
         hp.normalize_kwargs(merged.get("normalize"))
-        load_pretrain_config(merged.get("pretrain"))
+        warm_start = load_pretrain_config(merged.get("pretrain"))
+        residual = load_residual_config(merged.get("residual"))
+        if residual is not None:
+            check_residual_space(probe.action_space)
+            if warm_start is not None:
+                raise hp.HyperparameterError(
+                    "pretrain and residual: give at most one (a residual policy already starts as its baseline)"
+                )
     except hp.HyperparameterError as error:
         parser.error(str(error))
     finally:
@@ -262,7 +294,12 @@ def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any],
     if args.eval_freq > 0:
         hyper = config["hyperparams"]
         eval_env = make_training_envs(
-            config["env_id"], 1, config["seed"] + EVAL_SEED_OFFSET, config["env_kwargs"], "dummy"
+            config["env_id"],
+            1,
+            config["seed"] + EVAL_SEED_OFFSET,
+            config["env_kwargs"],
+            "dummy",
+            load_residual_config(hyper.get("residual")),
         )
         normalize = hp.normalize_kwargs(hyper.get("normalize"))
         if normalize is not None:
@@ -297,7 +334,10 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
 
     hyper = config["hyperparams"]
     vec_env = hyper.get("vec_env", "dummy")  # runs recorded before the key existed used DummyVecEnv
-    venv = make_training_envs(config["env_id"], hyper["n_envs"], config["seed"], config["env_kwargs"], vec_env)
+    residual = load_residual_config(hyper.get("residual"))
+    venv = make_training_envs(
+        config["env_id"], hyper["n_envs"], config["seed"], config["env_kwargs"], vec_env, residual
+    )
     normalize = hp.normalize_kwargs(hyper.get("normalize"))
     algorithm = algorithm_class(config["algorithm"])
     tensorboard = str(run / "tensorboard")
@@ -313,7 +353,7 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
         venv = VecNormalize(venv, gamma=hyper.get("gamma", 0.99), **normalize)
     kwargs = {key: value for key, value in hyper.items() if key not in hp.META_KEYS}
     kwargs["policy_kwargs"] = hp.evaluate_policy_kwargs(hyper.get("policy_kwargs"))
-    return algorithm(
+    model = algorithm(
         hyper["policy"],
         venv,
         seed=config["seed"],
@@ -322,6 +362,9 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
         verbose=args.verbose,
         **kwargs,
     )
+    if residual is not None:
+        zero_action_mean(model)  # the untrained policy acts exactly as its baseline
+    return model
 
 
 STUDY_ONLY_FLAGS = ("--seed", "--backend", "--address")
@@ -453,6 +496,10 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
         print(f"{run}: already trained for {start} of {total} timesteps; nothing to do")
         return 0, run
     model = build_model(config, run, args, resume_from)
+    residual = load_residual_config(config["hyperparams"].get("residual"))
+    if residual is not None:  # every folder that receives models gets the settings they act with
+        for folder in (run, run / "best_model", run / "checkpoints"):
+            save_residual(folder, residual)
     warm_start = load_pretrain_config(config["hyperparams"].get("pretrain"))
     if warm_start is not None and resume_from is None:
         record = pretrain(model, config["env_id"], config["env_kwargs"], warm_start, config["seed"])
