@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from bench_batched_env import measure  # benchmarks/ is on the path when a script in it runs
 
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
 from evaluation.throughput import environment_record
@@ -38,14 +38,7 @@ def copy_steps_per_second(
     space = env.action_space
     actions = rng.random((16, *space.shape)).astype(space.dtype)
     env.reset(seed=seed)
-    for index in range(warmup):
-        env.step(actions[index % len(actions)])
-    calls = 0
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < duration_s:
-        env.step(actions[calls % len(actions)])
-        calls += 1
-    return calls * copies / elapsed
+    return measure(env, actions, duration_s, warmup)
 
 
 def main() -> None:

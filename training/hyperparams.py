@@ -11,6 +11,7 @@ listed in :data:`META_KEYS`; anything else is a :class:`HyperparameterError` nam
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from collections.abc import Iterable, Mapping
@@ -135,3 +136,37 @@ def normalize_kwargs(value: bool | Mapping[str, Any] | None) -> dict[str, Any] |
     if isinstance(value, Mapping):
         return dict(value)
     raise HyperparameterError(f"normalize = {value!r}: expected true, false or a mapping of VecNormalize arguments")
+
+
+def load_baseline_entry(key: str, value: Mapping[str, Any] | None, config_class: type, example: str) -> Any:
+    """Read a hyper-parameter entry that configures a registered baseline policy (``pretrain``, ``residual``).
+
+    Args:
+        key: The entry's name, for messages.
+        value: The entry: a mapping of ``config_class`` field names, or None (absent or null).
+        config_class: A dataclass with a ``policy`` field (a registered policy name); it checks its own values.
+        example: An example mapping shown when ``value`` is not one.
+
+    Returns:
+        ``config_class(**value)``, or None when the entry is absent or null.
+
+    Raises:
+        HyperparameterError: On a value that is not a mapping, an unknown key, an out-of-range value (raised by
+            ``config_class``), or a policy name that is not registered.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise HyperparameterError(f"{key} = {value!r}: expected a mapping such as {example}")
+    allowed = [field.name for field in dataclasses.fields(config_class)]
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise HyperparameterError(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    config = config_class(**value)
+    from agents.registry import POLICIES, is_model_path
+
+    if is_model_path(config.policy) or config.policy not in POLICIES.names():
+        raise HyperparameterError(
+            f"{key}.policy = {config.policy!r}: not a registered policy; choose one of {', '.join(POLICIES.names())}"
+        )
+    return config

@@ -34,7 +34,7 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from training.hyperparams import HyperparameterError
+from training.hyperparams import HyperparameterError, load_baseline_entry
 
 
 @dataclass(frozen=True)
@@ -88,22 +88,7 @@ def load_pretrain_config(value: Mapping[str, Any] | None) -> PretrainConfig | No
         HyperparameterError: On a value that is not a mapping, an unknown key, an out-of-range value, or a policy
             name that is not registered.
     """
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise HyperparameterError(f"pretrain = {value!r}: expected a mapping such as {{policy: eef, timesteps: 20000}}")
-    allowed = [field.name for field in dataclasses.fields(PretrainConfig)]
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise HyperparameterError(f"pretrain: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    config = PretrainConfig(**value)
-    from agents.registry import POLICIES, is_model_path
-
-    if is_model_path(config.policy) or config.policy not in POLICIES.names():
-        raise HyperparameterError(
-            f"pretrain.policy = {config.policy!r}: not a registered policy; choose one of {', '.join(POLICIES.names())}"
-        )
-    return config
+    return load_baseline_entry("pretrain", value, PretrainConfig, "{policy: eef, timesteps: 20000}")
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays

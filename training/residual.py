@@ -40,7 +40,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.residual import RESIDUAL_FILE, compose_action
-from training.hyperparams import HyperparameterError
+from training.hyperparams import HyperparameterError, load_baseline_entry
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,7 @@ def load_residual_config(value: Mapping[str, Any] | None) -> ResidualConfig | No
         HyperparameterError: On a value that is not a mapping, an unknown key, an out-of-range value, or a policy
             name that is not registered.
     """
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise HyperparameterError(f"residual = {value!r}: expected a mapping such as {{policy: eef, scale: 0.01}}")
-    allowed = [field.name for field in dataclasses.fields(ResidualConfig)]
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise HyperparameterError(f"residual: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    config = ResidualConfig(**value)
-    from agents.registry import POLICIES, is_model_path
-
-    if is_model_path(config.policy) or config.policy not in POLICIES.names():
-        raise HyperparameterError(
-            f"residual.policy = {config.policy!r}: not a registered policy; choose one of {', '.join(POLICIES.names())}"
-        )
-    return config
+    return load_baseline_entry("residual", value, ResidualConfig, "{policy: eef, scale: 0.01}")
 
 
 def check_residual_space(action_space: gym.Space) -> spaces.Box:
