@@ -108,6 +108,21 @@ def test_a_fresh_residual_model_acts_as_its_baseline_and_evaluation_composes(tmp
         PPOPolicy.load(model_path)
 
 
+def test_a_residual_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """The checkpoint folder also holds residual.json; resuming must still find the latest checkpoint."""
+    common = ["--no-progress", "--eval-freq", "0"]
+    first = main(
+        ["--env", SMALL, "-n", "16", "-f", str(tmp_path), "--vec-env", "dummy", "--n-envs", "2", "--save-freq", "8",
+         "--env-kwargs", "max_rounds:4", "--hyperparams", "pretrain:null", "residual:{policy: eef, scale: 0.05}",
+         "n_steps:8", "batch_size:8", *common]
+    )  # fmt: skip
+    run = next((tmp_path / "ppo").iterdir())
+    assert first == 0 and (run / "checkpoints" / "residual.json").is_file()
+    assert main(["--resume", str(run), "-n", "32", *common]) == 0
+    record = json.loads((run / "checkpoints" / "rl_model_32_steps.json").read_text())
+    assert record["num_timesteps"] == 32
+
+
 def test_pretrain_and_residual_together_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["--env", SMALL, "-f", str(tmp_path), "--hyperparams", "residual:{policy: eef}"])  # the file's pretrain

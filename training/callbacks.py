@@ -94,9 +94,13 @@ def save_checkpoint(model: Any, folder: Path, prefix: str = "rl_model") -> Path:
 
 
 def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The checkpoint in ``folder`` with the most timesteps, as ``(model path, num_timesteps)``, or None."""
+    """The checkpoint in ``folder`` with the most timesteps, as ``(model path, num_timesteps)``, or None.
+
+    Only the records :func:`save_checkpoint` writes (``*_steps.json``) count; other files there, such as a residual
+    policy's ``residual.json``, are not checkpoints.
+    """
     best: tuple[Path, int] | None = None
-    for record_path in folder.glob("*.json"):
+    for record_path in folder.glob("*_steps.json"):
         record = json.loads(record_path.read_text(encoding="utf-8"))
         model_path = folder / record["model"]
         if model_path.is_file() and (best is None or record["num_timesteps"] > best[1]):
