@@ -13,7 +13,7 @@ from agents.ppo import PPOPolicy
 from agents.registry import make_policy
 from agents.residual import compose_action, read_residual_settings, residual_path_for
 from training.hyperparams import HyperparameterError
-from training.residual import ResidualActionVecEnv, ResidualConfig, load_residual_config
+from training.residual import ResidualActionVecEnv, ResidualConfig, check_residual_space, load_residual_config
 from training.train import main, make_training_envs
 
 SMALL = "ceas_gym/EntanglementScheduling-Small-v0"
@@ -43,6 +43,14 @@ def test_entry_is_read_strictly() -> None:
             load_residual_config({"scale": bad})
     with pytest.raises(HyperparameterError, match="expected a mapping"):
         load_residual_config("eef")
+
+
+def test_only_bounded_box_actions_take_a_residual() -> None:
+    box = spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32)
+    assert check_residual_space(box) is box
+    for space in (spaces.Discrete(4), spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)):
+        with pytest.raises(HyperparameterError, match="needs a bounded Box action space"):
+            check_residual_space(space)
 
 
 def test_zero_residuals_replay_the_baseline_exactly() -> None:
