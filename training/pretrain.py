@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
+from training.copy_baselines import CopyBaselines
 from training.hyperparams import HyperparameterError, load_baseline_entry
 
 
@@ -108,12 +108,6 @@ class Demonstrations:
     mean_episode_return: float
 
 
-def _split_copies(observation: Any, copies: int) -> list[Any]:
-    if isinstance(observation, dict):
-        return [{key: value[index] for key, value in observation.items()} for index in range(copies)]
-    return [observation[index] for index in range(copies)]
-
-
 def _stack(steps: list[Any]) -> dict[str, np.ndarray] | np.ndarray:
     if isinstance(steps[0], dict):
         return {key: np.concatenate([step[key] for step in steps]).astype(np.float32) for key in steps[0]}
@@ -136,25 +130,19 @@ def collect_demonstrations(
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.registry import make_policy
-
     copies = venv.num_envs
-    probe = gym.make(env_id, **env_kwargs)
-    experts = [make_policy(config.policy, probe) for _ in range(copies)]
-    for index, expert in enumerate(experts):
-        expert.reset(seed + index)
+    experts = CopyBaselines(config.policy, env_id, env_kwargs, copies, seed)
+    experts.reset()
     normalizer = venv if isinstance(venv, VecNormalize) else None
     normalized = venv.reset()  # consumes the seeds the model gave the environments
     raw = normalizer.get_original_obs() if normalizer is not None else normalized
     infos: list[dict[str, Any]] = [{} for _ in range(copies)]
     raw_steps, actions, raw_rewards, dones = [], [], [], []
     running = np.zeros(copies)
-    episodes = np.zeros(copies, dtype=np.int64)
     finished: list[float] = []
     steps = max(1, math.ceil(config.timesteps / copies))
     for _ in tqdm(range(steps), desc=f"demonstrations ({config.policy})", leave=False, disable=None):
-        views = zip(experts, _split_copies(raw, copies), infos, strict=True)
-        action = np.stack([expert.act(observation, info) for expert, observation, info in views])
+        action = experts.act(raw, infos)
         raw_steps.append(raw)
         actions.append(action)
         normalized, reward, done, infos = venv.step(action)
@@ -165,10 +153,7 @@ def collect_demonstrations(
         running += raw_rewards[-1]
         finished.extend(running[dones[-1]].tolist())
         running[dones[-1]] = 0.0
-        for index in np.flatnonzero(dones[-1]):
-            episodes[index] += 1
-            experts[index].reset(seed + index + copies * int(episodes[index]))
-    probe.close()
+        experts.episodes_ended(dones[-1])
     rewards = np.stack(raw_rewards)  # (steps, copies)
     if normalizer is not None and normalizer.norm_reward:
         rewards = normalizer.normalize_reward(rewards)

@@ -40,6 +40,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.residual import RESIDUAL_FILE, compose_action
+from training.copy_baselines import CopyBaselines
 from training.hyperparams import HyperparameterError, load_baseline_entry
 
 
@@ -91,12 +92,6 @@ def residual_space(action_space: spaces.Box) -> spaces.Box:
     return spaces.Box(-1.0, 1.0, shape=action_space.shape, dtype=np.float32)
 
 
-def _split_copies(observation: Any, copies: int) -> list[Any]:
-    if isinstance(observation, dict):
-        return [{key: value[index] for key, value in observation.items()} for index in range(copies)]
-    return [observation[index] for index in range(copies)]
-
-
 class ResidualActionVecEnv(VecEnvWrapper):
     """Steps the inner ``VecEnv`` with :func:`compose_action` of one baseline per copy and the given residuals.
 
@@ -115,37 +110,25 @@ class ResidualActionVecEnv(VecEnvWrapper):
     def __init__(
         self, venv: VecEnv, env_id: str, env_kwargs: Mapping[str, Any], config: ResidualConfig, seed: int = 0
     ) -> None:
-        from agents.registry import make_policy
-
         base_space = check_residual_space(venv.action_space)
         super().__init__(venv, action_space=residual_space(base_space))
         self.base_space = base_space
         self.config = config
-        self.seed_base = seed
-        probe = gym.make(env_id, **env_kwargs)
-        self.baselines = [make_policy(config.policy, probe) for _ in range(venv.num_envs)]
-        probe.close()
-        self._episodes = np.zeros(venv.num_envs, dtype=np.int64)
+        self.baselines = CopyBaselines(config.policy, env_id, env_kwargs, venv.num_envs, seed)
         self._observation: Any = None
         self._infos: list[dict[str, Any]] = [{} for _ in range(venv.num_envs)]
-
-    def _reset_baseline(self, index: int) -> None:
-        self.baselines[index].reset(self.seed_base + index + self.num_envs * int(self._episodes[index]))
 
     def reset(self) -> Any:
         """Reset the environments and every baseline."""
         observation = self.venv.reset()
-        self._episodes[:] = 0
-        for index in range(self.num_envs):
-            self._reset_baseline(index)
+        self.baselines.reset()
         self._observation = observation
         self._infos = [{} for _ in range(self.num_envs)]
         return observation
 
     def base_actions(self) -> np.ndarray:
         """The baselines' actions for the current observations, ``(num_envs, d)``."""
-        views = zip(self.baselines, _split_copies(self._observation, self.num_envs), self._infos, strict=True)
-        return np.stack([baseline.act(observation, info) for baseline, observation, info in views])
+        return self.baselines.act(self._observation, self._infos)
 
     def step_async(self, actions: np.ndarray) -> None:
         """Send the composed actions of the residuals ``actions`` ``(num_envs, d)``."""
@@ -154,9 +137,7 @@ class ResidualActionVecEnv(VecEnvWrapper):
     def step_wait(self) -> Any:
         """Step result of the inner env; copies that auto-reset start their baseline's next episode."""
         observation, rewards, dones, infos = self.venv.step_wait()
-        for index in np.flatnonzero(dones):
-            self._episodes[index] += 1
-            self._reset_baseline(int(index))
+        self.baselines.episodes_ended(dones)
         self._observation, self._infos = observation, list(infos)
         return observation, rewards, dones, infos
 
