@@ -250,3 +250,27 @@ def test_first_readout_through_the_folded_observable_equals_qubit_zero_of_all_re
     first = _circuit(5, 3, readout="first").expectations(params, features)
     every = _circuit(5, 3, readout="all").expectations(params, features)
     torch.testing.assert_close(first[..., 0], every[..., 0], atol=1e-12, rtol=0)
+
+
+def test_encoding_cache_keeps_the_per_round_sets_when_one_off_tensors_pass_through(monkeypatch):
+    """A round encodes the same three sets, and every few rounds a fresh probe tensor: that must not evict them."""
+    import ceas_gym.learning.circuit as circuit_module
+
+    circuit = _circuit(3, 1)
+    encoded_shapes = []
+    original = circuit_module.real_product_states
+
+    def counting(features, index):
+        encoded_shapes.append(tuple(features.shape))
+        return original(features, index)
+
+    monkeypatch.setattr(circuit_module, "real_product_states", counting)
+    train, probe, test = _random((2, 4, 3), 1), _random((2, 5, 3), 2), _random((1, 6, 3), 3)
+    for round_index in range(12):
+        circuit.encode_real(train)
+        if round_index % 4 == 0:
+            circuit.encode_real(_random((2, 1, 3), 10 + round_index))  # a new tensor every time
+        circuit.encode_real(probe)
+        circuit.encode_real(test)
+    assert encoded_shapes.count((2, 4, 3)) == 1 and encoded_shapes.count((2, 5, 3)) == 1
+    assert encoded_shapes.count((1, 6, 3)) == 1 and encoded_shapes.count((2, 1, 3)) == 3

@@ -32,7 +32,8 @@ diag(e^{i phi_l}) (Y'_l A + i Y'_l B)``, one real batched matmul per layer and a
 ``readout="first"`` it folds the observable into ``M = Re(U^H Z_0 U)`` and evaluates ``x^T M x``.
 Everything stays in the configured precision (complex64 -> float32). Encoded states of the last few feature
 tensors are cached (keyed by storage address, shape, strides and version counter, holding a reference so the
-storage cannot be reused), since a training run encodes the same training, probe and test sets every round.
+storage cannot be reused; least recently used out first), since a training run encodes the same training, probe
+and test sets every round.
 
 Batch invariance: a parameter set's numbers do not depend on the batch it is computed in (no matmul whose
 summation order could change with the number of rows; tested), so the batched vector environment reproduces
@@ -406,13 +407,17 @@ class BatchedCircuit:
         if features.requires_grad:
             return real_product_states(features, self._encoding_index)
         key = (tuple(features.shape), features.stride(), features._version)
-        for cached_key, cached_features, encoded in self._encoding_cache:
+        for position, entry in enumerate(self._encoding_cache):
+            cached_key, cached_features, encoded = entry
             if cached_key == key and cached_features.data_ptr() == features.data_ptr():
+                if position:  # a hit moves to the front, so a one-off tensor evicts none of the per-round sets
+                    rest = self._encoding_cache[:position] + self._encoding_cache[position + 1 :]
+                    self._encoding_cache = [entry, *rest]
                 return encoded
         encoded = real_product_states(features, self._encoding_index)
         # The entry keeps ``features`` alive, so no other live tensor can start at its address unless it views the
         # same storage; an in-place change bumps the shared ``_version``. Few entries: a round encodes the
-        # training, probe and test sets.
+        # training, probe and test sets, and every few rounds the QFI probes (a new tensor each time).
         self._encoding_cache = [(key, features, encoded), *self._encoding_cache[: ENCODING_CACHE_SIZE - 1]]
         return encoded
 
