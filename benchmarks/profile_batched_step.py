@@ -2,9 +2,12 @@
 
 Steps ``--copies`` copies of a CEAS environment as one :class:`BatchedEntanglementSchedulingEnv` with pre-sampled
 random actions for ``--duration`` seconds (after ``--warmup`` untimed steps) and reports the mean time per step of
-each phase: local training (and the attacks around it), stamps and their QFI, gossip, consensus, the checkpoint
-(probe predictions and the BFT rule), the test-set evaluation, the observation and the infos. Phases nest (local
-training is inside the local round; probe predictions inside the checkpoint), so the rows do not add up to the step.
+each phase: pair generation (one binomial draw per copy), local training (and the attacks around it), stamps and
+their QFI, gossip (with the transport noise it applies, ``receive``), consensus, the checkpoint (probe predictions
+and the BFT rule), the test-set evaluation, the observation and the infos. Phases nest (local training is inside
+the local round; probe predictions inside the checkpoint), so the rows do not add up to the step. With
+``--device cuda`` the learning layer runs on the GPU and the clock waits for its queued kernels at every phase
+boundary, so each phase is charged its own GPU time.
 
 python benchmarks/profile_batched_step.py --env ceas_gym/EntanglementScheduling-Small-v0 --copies 64
 """
@@ -13,16 +16,39 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 import ceas_gym  # noqa: F401  (registers the environments)
 import ceas_gym.envs.batched_ceas as batched_module
 from evaluation.bench import PhaseTimer
 
-METHODS = ("_local_round", "_stamps", "_consensus", "_checkpoints", "_observation", "_infos", "_reset_copies")
-FUNCTIONS = ("local_train", "gossip_round", "predict_rows", "evaluate_rows", "decode_schedule")
+METHODS = (
+    "_generate_pairs",
+    "_local_round",
+    "_stamps",
+    "_consensus",
+    "_checkpoints",
+    "_observation",
+    "_infos",
+    "_reset_copies",
+)
+FUNCTIONS = ("local_train", "gossip_round", "receive", "predict_rows", "evaluate_rows", "decode_schedule")
+
+
+def synchronised_clock(device: str) -> Callable[[], float]:
+    """``time.perf_counter`` that first waits for the device's queued kernels, so each phase is charged its own."""
+    if not device.startswith("cuda"):
+        return time.perf_counter
+
+    def clock() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return clock
 
 
 def main() -> None:
@@ -33,9 +59,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="timed seconds")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (learning.torch_threads)")
+    parser.add_argument("--device", default="cpu", help="the learning layer's torch device (cpu, cuda)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    timer = PhaseTimer()
+    timer = PhaseTimer(clock=synchronised_clock(args.device))
     totals = timer.seconds
     for name in FUNCTIONS:  # module-level functions the step calls by name
         setattr(batched_module, name, timer.wrap(name, getattr(batched_module, name)))
@@ -43,7 +70,7 @@ def main() -> None:
         args.env,
         num_envs=args.copies,
         vectorization_mode="vector_entry_point",
-        learning={"torch_threads": args.threads},
+        learning={"torch_threads": args.threads, "device": args.device},
     )
     env = vector.unwrapped if hasattr(vector, "unwrapped") else vector
     for name in METHODS:

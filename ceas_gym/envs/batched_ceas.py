@@ -224,12 +224,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             raise ValueError(f"actions: expected {e} rows (one per copy), got shape {actions.shape}")
         attempts, freshest = decode_schedule(actions, links, config.budget, config.serving_order, config.invalid_action)
         attempts, freshest = attempts.ravel(), freshest.ravel()
-        successes = np.concatenate(
-            [
-                rng.binomial(row, self.instance.success_probability)
-                for rng, row in zip(self.np_randoms, np.split(attempts, e), strict=True)
-            ]
-        ).astype(np.int64)
+        successes = self._generate_pairs(attempts)
         _, overflow = self.layer.inventory.add(successes)
 
         submitted = self._local_round()
@@ -314,6 +309,18 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             observation = self._observation()
         return observation, rewards.astype(np.float64), terminated, truncated, infos
 
+    def _generate_pairs(self, attempts: np.ndarray) -> np.ndarray:
+        """Successful generations per link of every copy, ``(num_envs x links,)``, each copy from its own generator.
+
+        One binomial draw per copy (a Python loop over copies): copy ``i`` must draw what a single environment seeded
+        like it draws, and NumPy cannot draw from many generators in one call.
+        """
+        rows = np.split(attempts, self.num_envs)
+        draws = [
+            rng.binomial(row, self.instance.success_probability) for rng, row in zip(self.np_randoms, rows, strict=True)
+        ]
+        return np.concatenate(draws).astype(np.int64)
+
     # ---------------------------------------------------------------------------------------- learning
     def _local_round(self) -> torch.Tensor:
         """K local steps for every node of every copy; Byzantine submissions attacked with each copy's generator."""
@@ -363,14 +370,14 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         order = np.argsort(copy_of_message, kind="stable")  # groups each copy's messages, keeping their order
         counts = np.bincount(copy_of_message, minlength=self.num_envs)
 
+        drawing = np.flatnonzero(counts).tolist()
+        generators = [self.generators[copy] for copy in drawing]
+        sizes = counts[drawing].tolist()
+
         def perturb(messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
-            width = messages.shape[1]
-            pieces = [
-                torch.randn((int(count), width), generator=self.generators[copy], dtype=messages.dtype)
-                for copy, count in enumerate(counts)
-                if count
-            ]
-            grouped = torch.cat(pieces) if pieces else messages.new_zeros((0, width))
+            grouped = torch.empty((copy_of_message.size, messages.shape[1]), dtype=messages.dtype)
+            for block, generator in zip(grouped.split(sizes), generators, strict=True):
+                block.normal_(generator=generator)  # in place: what randn draws for the copy, without a cat
             noise = torch.empty_like(grouped)
             noise[torch.as_tensor(order)] = grouped
             return receive(
