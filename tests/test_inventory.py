@@ -135,6 +135,25 @@ def test_lifetime_histogram_counts_remaining_rounds():
     assert hist.tolist() == [[0, 0, 2, 1]]
 
 
+def test_lifetime_histogram_of_many_links_equals_a_count_per_slot():
+    """Links counted apart, empty slots left out, longer lifetimes in the last bin: against a per-slot count."""
+    inventory = make_inventory(num_links=3, capacity=6, cutoff=7, coherence=math.inf)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        inventory.add(rng.integers(0, 3, size=3))
+        inventory.age_one_round()
+    inventory.add(np.array([2, 0, 1]))
+    num_bins = 4
+    expected = np.zeros((3, num_bins))
+    for link, slot in zip(*np.nonzero(inventory.occupied), strict=True):
+        remaining = inventory.remaining_lifetime()[link, slot]
+        expected[link, min(remaining, num_bins) - 1] += 1
+    histogram = inventory.lifetime_histogram(num_bins)
+    assert histogram.dtype == np.float32 and expected[:, -1].sum() > 0  # the last bin collects longer lifetimes
+    np.testing.assert_array_equal(histogram, expected)
+    assert histogram.sum() == inventory.held.sum()
+
+
 def test_queue_serves_earliest_deadline_first_without_overtaking():
     inventory = make_inventory(num_links=1, capacity=4, cutoff=10, coherence=math.inf, fidelity0=0.9)
     queue = RequestQueue(num_links=1, queue_capacity=4)

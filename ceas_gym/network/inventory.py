@@ -148,8 +148,10 @@ class PairInventory:
             ``(num_links, num_bins)`` float32 counts.
         """
         remaining = np.clip(self.remaining_lifetime(), 0, num_bins)  # 0 = empty
-        one_hot = remaining[:, :, None] == np.arange(1, num_bins + 1)[None, None, :]
-        return one_hot.sum(axis=1).astype(np.float32)
+        num_links = remaining.shape[0]
+        bin_of_pair = np.arange(num_links)[:, None] * num_bins + remaining - 1  # flat (link, bin) of each slot
+        counts = np.bincount(bin_of_pair[remaining > 0], minlength=num_links * num_bins)
+        return counts.reshape(num_links, num_bins).astype(np.float32)
 
     def mean_fidelity(self, empty_value: float = 0.0) -> np.ndarray:
         """Mean fidelity of the stored pairs per link (``empty_value`` where a link holds none). ``(num_links,)``."""
