@@ -96,8 +96,17 @@ def map_groups(rows: torch.Tensor, sizes: Sequence[int], function: Any, *per_gro
 def grouped_standard_normal(
     like: torch.Tensor, sizes: Sequence[int], generators: Sequence[torch.Generator]
 ) -> torch.Tensor:
-    """``N(0, 1)`` samples shaped like ``like``; group ``g`` (its next ``sizes[g]`` rows) from ``generators[g]``."""
-    return map_groups(like, sizes, standard_normal, generators)
+    """``N(0, 1)`` samples shaped like ``like``; group ``g`` (its next ``sizes[g]`` rows) from ``generators[g]``.
+
+    Each group's block of one buffer on the generators' device is filled in place (the numbers
+    :func:`standard_normal` draws for the group alone), and the buffer moves to ``like``'s device in one copy.
+    """
+    device = generators[0].device if len(generators) else like.device
+    noise = torch.empty(like.shape, dtype=like.dtype, device=device)
+    for block, generator in zip(noise.split(list(sizes)), generators, strict=True):
+        if block.shape[0]:  # an empty group draws nothing from its generator
+            block.normal_(generator=generator)
+    return noise.to(like.device)
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
