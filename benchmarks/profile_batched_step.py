@@ -7,7 +7,8 @@ their QFI, gossip (with the transport noise it applies, ``receive``), consensus,
 and the BFT rule), the test-set evaluation, the observation and the infos. Phases nest (local training is inside
 the local round; probe predictions inside the checkpoint), so the rows do not add up to the step. With
 ``--device cuda`` the learning layer runs on the GPU and the clock waits for its queued kernels at every phase
-boundary, so each phase is charged its own GPU time.
+boundary, so each phase is charged its own GPU time. ``--batch-streams shared`` takes the per-round draws of all
+copies from one stream (:class:`~ceas_gym.envs.ceas_config.CEASEnvConfig`'s ``batch_streams``).
 
 python benchmarks/profile_batched_step.py --env ceas_gym/EntanglementScheduling-Small-v0 --copies 64
 """
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (learning.torch_threads)")
     parser.add_argument("--device", default="cpu", help="the learning layer's torch device (cpu, cuda)")
+    parser.add_argument("--batch-streams", default="per-copy", choices=["per-copy", "shared"], help="per-round draws")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     timer = PhaseTimer(clock=synchronised_clock(args.device))
@@ -71,6 +73,7 @@ def main() -> None:
         num_envs=args.copies,
         vectorization_mode="vector_entry_point",
         learning={"torch_threads": args.threads, "device": args.device},
+        batch_streams=args.batch_streams,
     )
     env = vector.unwrapped if hasattr(vector, "unwrapped") else vector
     for name in METHODS:

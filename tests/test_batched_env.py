@@ -29,14 +29,14 @@ def assert_same_observation(batched: dict, singles: list[dict]) -> None:
             assert np.array_equal(batched[key][copy], single[key]), (key, copy)
 
 
-def run_side_by_side(steps: int, **overrides) -> None:
+def run_side_by_side(steps: int, seeds: list[int] = SEEDS, **overrides) -> None:
     """Step E single envs (EEF actions) and the batched env with the same actions; compare every output."""
-    singles = [EntanglementSchedulingEnv(preset="small", **SHORT, **overrides) for _ in SEEDS]
+    singles = [EntanglementSchedulingEnv(preset="small", **SHORT, **overrides) for _ in seeds]
     policies = [EarliestExpiringFirst(env) for env in singles]
-    batched = BatchedEntanglementSchedulingEnv(len(SEEDS), preset="small", **SHORT, **overrides)
+    batched = BatchedEntanglementSchedulingEnv(len(seeds), preset="small", **SHORT, **overrides)
     assert singles[0].instance.byzantine.any()  # attacks (with their noise draws) are part of the comparison
-    states = [env.reset(seed=seed) for env, seed in zip(singles, SEEDS, strict=True)]
-    observation, _ = batched.reset(seed=SEEDS)
+    states = [env.reset(seed=seed) for env, seed in zip(singles, seeds, strict=True)]
+    observation, _ = batched.reset(seed=seeds)
     assert_same_observation(observation, [state[0] for state in states])
     episodes_ended = 0
     for _ in range(steps):
@@ -60,7 +60,7 @@ def run_side_by_side(steps: int, **overrides) -> None:
             next_states.append((single_observation, single_info))
         assert_same_observation(observation, [state[0] for state in next_states])
         states = next_states
-    assert episodes_ended == steps // SHORT["max_rounds"] * len(SEEDS)
+    assert episodes_ended == steps // SHORT["max_rounds"] * len(seeds)
 
 
 def test_copies_follow_single_environments_exactly_through_autoreset() -> None:
@@ -69,6 +69,44 @@ def test_copies_follow_single_environments_exactly_through_autoreset() -> None:
 
 def test_copies_follow_single_environments_under_another_attack_and_without_transport_noise() -> None:
     run_side_by_side(steps=7, learning={"attack": "scaling", "transport_noise": False})
+
+
+def test_shared_streams_with_one_copy_are_the_single_environment() -> None:
+    """One copy drawing from the first copy's generators is the single environment, through an autoreset."""
+    run_side_by_side(steps=7, seeds=[11], batch_streams="shared")
+
+
+def _shared_stream_run(batch_streams: str, steps: int = 6) -> tuple[list[np.ndarray], list[dict]]:
+    batched = BatchedEntanglementSchedulingEnv(3, preset="small", batch_streams=batch_streams, **SHORT)
+    observation, _ = batched.reset(seed=SEEDS)
+    actions = np.random.default_rng(0).random((steps, 3, *batched.single_action_space.shape)).astype(np.float32)
+    rewards, observations = [], [observation]
+    for step_actions in actions:
+        observation, reward, *_ = batched.step(step_actions)
+        rewards.append(reward)
+        observations.append(observation)
+    return rewards, observations
+
+
+def test_shared_streams_are_deterministic_and_draw_other_numbers_than_per_copy_streams() -> None:
+    rewards, observations = _shared_stream_run("shared")
+    again_rewards, again_observations = _shared_stream_run("shared")
+    assert all(np.array_equal(a, b) for a, b in zip(rewards, again_rewards, strict=True))
+    for first, second in zip(observations, again_observations, strict=True):
+        assert all(np.array_equal(first[key], second[key]) for key in first)
+    per_copy_rewards, per_copy_observations = _shared_stream_run("per-copy")
+    # Same seeds, so the resets (data, initial parameters) agree; the per-round draws of copies 1 and 2 do not.
+    assert all(np.array_equal(observations[0][key], per_copy_observations[0][key]) for key in observations[0])
+    assert not all(
+        np.array_equal(observation["inventory"][1:], other["inventory"][1:])
+        for observation, other in zip(observations[1:], per_copy_observations[1:], strict=True)
+    )
+    assert not np.array_equal(np.stack(rewards)[:, 1:], np.stack(per_copy_rewards)[:, 1:])
+
+
+def test_an_unknown_batch_streams_value_is_a_config_error_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"batch_streams.*per-copy.*shared"):
+        BatchedEntanglementSchedulingEnv(2, preset="small", batch_streams="global")
 
 
 def test_different_seeds_give_different_copies_and_an_int_seed_counts_up() -> None:
