@@ -53,7 +53,9 @@ from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 from ceas_gym.envs.ceas_config import CEASEnvConfig
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
+from ceas_gym.learning.attacks import grouped_standard_normal
 from ceas_gym.learning.data import make_federated_data
+from ceas_gym.learning.sampling import standard_normal
 from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import receive
@@ -133,7 +135,6 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         self.np_randoms: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self.generators = [torch.Generator(device="cpu") for _ in range(num_envs)]
         self.shared_streams = self.config.batch_streams == "shared"
-        self._success_probability = np.tile(self.instance.success_probability, num_envs)
         self._allocate_state()
 
     # ------------------------------------------------------------------------------------------ state
@@ -323,7 +324,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         shared streams, one draw for all copies from the first copy's generator.
         """
         if self.shared_streams:
-            return self.np_randoms[0].binomial(attempts, self._success_probability).astype(np.int64)
+            return self.np_randoms[0].binomial(attempts, self.union.success_probability).astype(np.int64)
         rows = np.split(attempts, self.num_envs)
         draws = [
             rng.binomial(row, self.instance.success_probability) for rng, row in zip(self.np_randoms, rows, strict=True)
@@ -379,30 +380,22 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             return None
         if self.shared_streams:
 
-            def perturb_shared(messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
-                noise = torch.randn(messages.shape, generator=self.generators[0], dtype=messages.dtype)
-                return receive(
-                    messages, fidelity.to(messages.dtype), noise.to(messages.device), self.learning.transport_receiver
-                )
+            def draw(messages: torch.Tensor) -> torch.Tensor:
+                return standard_normal(messages, self.generators[0])
 
-            return perturb_shared
-        copy_of_message = np.concatenate([self._env_of_link[granted_ids], self._env_of_link[granted_ids]])
-        order = np.argsort(copy_of_message, kind="stable")  # groups each copy's messages, keeping their order
-        counts = np.bincount(copy_of_message, minlength=self.num_envs)
+        else:
+            copy_of_message = np.concatenate([self._env_of_link[granted_ids], self._env_of_link[granted_ids]])
+            order = np.argsort(copy_of_message, kind="stable")  # groups each copy's messages, keeping their order
+            sizes = np.bincount(copy_of_message, minlength=self.num_envs).tolist()
 
-        drawing = np.flatnonzero(counts).tolist()
-        generators = [self.generators[copy] for copy in drawing]
-        sizes = counts[drawing].tolist()
+            def draw(messages: torch.Tensor) -> torch.Tensor:
+                grouped = grouped_standard_normal(messages, sizes, self.generators)  # copy after copy
+                noise = torch.empty_like(grouped)
+                noise[torch.as_tensor(order, device=grouped.device)] = grouped
+                return noise
 
         def perturb(messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
-            grouped = torch.empty((copy_of_message.size, messages.shape[1]), dtype=messages.dtype)
-            for block, generator in zip(grouped.split(sizes), generators, strict=True):
-                block.normal_(generator=generator)  # in place: what randn draws for the copy, without a cat
-            noise = torch.empty_like(grouped)
-            noise[torch.as_tensor(order)] = grouped
-            return receive(
-                messages, fidelity.to(messages.dtype), noise.to(messages.device), self.learning.transport_receiver
-            )
+            return receive(messages, fidelity.to(messages.dtype), draw(messages), self.learning.transport_receiver)
 
         return perturb
 
