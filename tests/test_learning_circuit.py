@@ -224,7 +224,7 @@ def test_real_layer_factors_closed_form_backward_equals_autograd_through_the_con
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
-def test_paired_two_stage_product_equals_the_one_stage_gather(n):
+def test_pairwise_kronecker_factors_equal_the_one_stage_gather(n):
     circuit = _circuit(n, 2)
     ry = _random((3, 2, n), 80 + n)
     half = ry / 2

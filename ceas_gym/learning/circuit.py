@@ -20,9 +20,9 @@ Fast construction (closed form, few tensor operations, all layers and nodes at o
 ``K_l = (RZ_0 (x) ... (x) RZ_{n-1}) (RY_0 (x) ... (x) RY_{n-1}) = D_l Y_l`` with a diagonal phase
 ``D_l[r] = exp(-i/2 sum_q b_q s_q(r))`` (``s_q(r) = 1 - 2 bit_q(r)`` the ``Z_q`` eigenvalue, ``b_q`` the RZ angle)
 and a real matrix ``Y_l[r, c] = prod_q RY(a_q)[bit_q(r), bit_q(c)]``. Folding the ring permutation into the row
-index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``. The real factors ``Y'_l[r, c] = Y_l[src[r], c]`` come from
-gathering the entries ``cos(a/2), -sin(a/2), sin(a/2), cos(a/2)`` with precomputed indices in two stages (products
-for qubit pairs, then over pairs: ``D^2 (n/2 - 1) + 16 n/2`` multiplications per layer instead of ``D^2 (n - 1)``).
+index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``. The real factors ``Y'_l[r, c] = Y_l[src[r], c]`` are
+Kronecker products taken pairwise (each qubit pair's ``4 x 4`` gate, then the pairs in order: ``D^2 (n/2 - 1) +
+16 n/2`` multiplications per layer instead of ``D^2 (n - 1)``) followed by a gather of the ring's rows ``src[r]``.
 
 The fused unitary is built in real arithmetic (:meth:`BatchedCircuit.stacked_unitary`): ``V_l (A + iB) =
 diag(e^{i phi_l}) (Y'_l A + i Y'_l B)``, one real batched matmul per layer and a row rotation, returning
@@ -121,7 +121,7 @@ def gate_counts(config: CircuitConfig) -> tuple[int, int]:
     return single, two
 
 
-def _basis_bits(num_qubits: int) -> np.ndarray:
+def basis_bits(num_qubits: int) -> np.ndarray:
     """Return ``(2^n, n)`` bits of every basis index, qubit 0 most significant."""
     index = np.arange(2**num_qubits)
     return (index[:, None] >> (num_qubits - 1 - np.arange(num_qubits))[None, :]) & 1
@@ -129,7 +129,7 @@ def _basis_bits(num_qubits: int) -> np.ndarray:
 
 def ring_source_rows(num_qubits: int) -> np.ndarray:
     """Return ``src`` with ``(P_ring psi)[c] = psi[src[c]]`` for the CNOT ring permutation ``P_ring``."""
-    bits = _basis_bits(num_qubits).copy()
+    bits = basis_bits(num_qubits).copy()
     for control, target in cnot_ring_pairs(num_qubits):
         bits[:, target] ^= bits[:, control]
     weights = 2 ** (num_qubits - 1 - np.arange(num_qubits))
@@ -159,6 +159,12 @@ def _pairwise_kron(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     return product.reshape(*product.shape[:-4], rows, cols)
 
 
+def _batch_last_kron(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Kronecker product of batch-last matrices: ``(r, c, batch)``, ``(r2, c2, batch)`` -> ``(r r2, c c2, batch)``."""
+    product = left[:, None, :, None] * right[None, :, None, :]
+    return product.reshape(left.shape[0] * right.shape[0], left.shape[1] * right.shape[1], -1)
+
+
 def batched_kron(gates: torch.Tensor) -> torch.Tensor:
     """Kronecker product over the qubit axis: ``(B, n, 2, 2)`` -> ``(B, 2^n, 2^n)``, qubit 0 most significant.
 
@@ -183,7 +189,7 @@ def encode_product_states(features: torch.Tensor, dtype: torch.dtype) -> torch.T
 
 def encoding_index(num_qubits: int) -> np.ndarray:
     """Return the flat index ``2 q + bit_q(c)`` into ``(n, 2)`` factor tables, shape ``(n * 2^n,)``, q-major."""
-    bits = _basis_bits(num_qubits)  # (D, n)
+    bits = basis_bits(num_qubits)  # (D, n)
     return (2 * np.arange(num_qubits)[:, None] + bits.T).reshape(-1)
 
 
@@ -236,44 +242,18 @@ def layer_entry_index(num_qubits: int) -> np.ndarray:
 
     Gathering ``(cos, -sin, sin, cos)`` of each qubit's RY angle with it and multiplying over qubits gives the real
     factor ``Y[src[r], c]`` of the layer unitary with the CNOT ring folded into the rows (see module docstring). The
-    simulator uses the cheaper two-stage form, :func:`paired_entry_indices`; this one-stage index is its reference.
+    simulator takes the Kronecker products pairwise (:meth:`BatchedCircuit.real_layer_factors`); this one-stage index
+    is its reference.
     """
-    bits = _basis_bits(num_qubits)  # (D, n)
+    bits = basis_bits(num_qubits)  # (D, n)
     row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
     entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D)
     return (4 * np.arange(num_qubits)[:, None, None] + entry).reshape(-1)
 
 
-def paired_entry_indices(num_qubits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the two-stage product behind :func:`layer_entry_index` (the same values, fewer multiplications).
-
-    Qubits are grouped in pairs ``(0, 1), (2, 3), ...`` (an odd last qubit alone). Stage 1 multiplies, for each group
-    ``g`` and each of its 16 entry combinations ``e = 4 E_a + E_b`` (``E = 2 bit_row + bit_col`` of each qubit), the
-    two RY entries; a lone qubit is paired with a constant 1 (table index ``4 n``). Stage 2 multiplies, per matrix
-    entry ``(r, c)``, the ``G = ceil(n / 2)`` group entries ``16 g + e_g(src[r], c)``.
-
-    Returns:
-        ``(stage1, stage2)``: ``(2 * 16 G,)`` factor-major indices into the RY table extended by the constant, and
-        ``(G * D * D,)`` factor-major indices into the ``(16 G,)`` group table.
-    """
-    groups = [tuple(range(q, min(q + 2, num_qubits))) for q in range(0, num_qubits, 2)]
-    combos = np.arange(16)
-    first = np.concatenate([4 * group[0] + combos // 4 for group in groups])
-    second = np.concatenate(
-        [4 * group[1] + combos % 4 if len(group) == 2 else np.full(16, 4 * num_qubits) for group in groups]
-    )
-    bits = _basis_bits(num_qubits)  # (D, n)
-    row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
-    entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D): E of qubit q at (r, c)
-    stage2 = [
-        16 * g + 4 * entry[group[0]] + (entry[group[1]] if len(group) == 2 else 0) for g, group in enumerate(groups)
-    ]
-    return np.concatenate([first, second]), np.stack(stage2).reshape(-1)
-
-
 def layer_phase_signs(num_qubits: int) -> np.ndarray:
     """Return ``-s_q(src[r]) / 2``, shape ``(n, D)``: RZ angles ``(..., n)`` @ it = phase angles of ``D[src[r]]``."""
-    bits = _basis_bits(num_qubits)[ring_source_rows(num_qubits)]  # (D, n)
+    bits = basis_bits(num_qubits)[ring_source_rows(num_qubits)]  # (D, n)
     return -(1.0 - 2.0 * bits.T) / 2
 
 
@@ -291,13 +271,10 @@ class BatchedCircuit:
         self.complex_dtype = COMPLEX_DTYPES[self.config.dtype]
         self.real_dtype = REAL_DTYPES[self.complex_dtype]
         n = self.config.num_qubits
-        bits = _basis_bits(n)  # (D, n)
+        bits = basis_bits(n)  # (D, n)
         self._source_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
         half_signs = np.repeat([-1.0, 1.0], 2**n)  # (2D,): -1 on the real half, +1 on the imaginary half
         self._half_signs = torch.as_tensor(half_signs, dtype=self.real_dtype, device=self.device)
-        stage1, stage2 = paired_entry_indices(n)
-        self._pair_stage1 = torch.as_tensor(stage1, device=self.device)
-        self._pair_stage2 = torch.as_tensor(stage2, device=self.device)
         self._encoding_index = torch.as_tensor(encoding_index(n), device=self.device)
         self._phase_signs = torch.as_tensor(layer_phase_signs(n), dtype=self.real_dtype, device=self.device)
         dimension = 2**n
@@ -344,16 +321,25 @@ class BatchedCircuit:
         return (rz_angles[..., :, None] * self._phase_signs).sum(-2)
 
     def _real_layer_factors_forward(self, ry_angles: torch.Tensor) -> torch.Tensor:
-        """Real factors ``Y_l[src[r], c]`` of the layers for RY angles ``(B, L, n)``: ``(B, L, D, D)``."""
+        """Real factors ``Y_l[src[r], c]`` of the layers for RY angles ``(B, L, n)``: ``(B, L, D, D)``.
+
+        Kronecker products in the batch-last layout, where each is one broadcast product over long rows: the gates
+        of each qubit pair, then the pairs' ``4 x 4`` tables in qubit order (the products of
+        :func:`layer_entry_index`'s entry-by-entry definition, multiplied in the same order), then one gather of the
+        ring's rows ``src[r]`` that also returns to the batch-major layout matmuls need.
+        """
         n, dimension = self.config.num_qubits, self.config.dimension
         half_ry = ry_angles / 2
         cos, sin = torch.cos(half_ry), torch.sin(half_ry)
         batch_shape = ry_angles.shape[:-1]
         cos, sin = cos.reshape(-1, n).T, sin.reshape(-1, n).T  # (n, batch): the batch-last layout
-        table = torch.cat([torch.stack([cos, -sin, sin, cos], dim=1).flatten(0, 1), torch.ones_like(cos[:1])])
-        groups = column_product(table, self._pair_stage1, 2)  # (16 G, batch): entries of qubit pairs
-        factors = column_product(groups, self._pair_stage2, (n + 1) // 2)  # (D * D, batch)
-        return factors.T.contiguous().reshape(*batch_shape, dimension, dimension)  # batch-major: unit column stride
+        gates = torch.stack([cos, -sin, sin, cos], dim=1).unflatten(1, (2, 2))  # (n, 2, 2, batch): RY[row, col]
+        kron = None
+        for first in range(0, n, 2):  # loop over qubit pairs (n / 2), not nodes
+            pair = gates[first] if first + 1 == n else _batch_last_kron(gates[first], gates[first + 1])
+            kron = pair if kron is None else _batch_last_kron(kron, pair)
+        rows = kron.permute(2, 0, 1).index_select(1, self._source_rows)  # (batch, D, D): Y[src[r], c]
+        return rows.reshape(*batch_shape, dimension, dimension)
 
     def real_layer_factors(self, ry_angles: torch.Tensor) -> torch.Tensor:
         """Differentiable :meth:`_real_layer_factors_forward` (closed-form backward, :class:`RealLayerFactors`)."""
@@ -398,6 +384,37 @@ class BatchedCircuit:
             # memory traffic forward and backward
             state = torch.addcmul(cos_rows[layer] * rotated, sin_rows[layer], swapped)
         return state.unflatten(-1, (2, dimension)).transpose(-3, -2).flatten(-3, -2)  # [A; B], (B, 2D, D)
+
+    def prefix_states(self, params: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the state before every layer and the output state: ``phi_0 = |x>``, ``phi_{l+1} = V_l phi_l``.
+
+        The same real arithmetic as :meth:`stacked_unitary`, applied to the samples' states instead of the basis:
+        the states are the columns of ``[A | B]`` (``D x 2S``), a layer is one real batched matmul and a row
+        rotation.
+
+        Args:
+            params: ``(B, L, n, 2)`` rotation angles (radians).
+            features: ``(B, S, n)`` features (radians).
+
+        Returns:
+            Real and imaginary parts of ``phi_0, ..., phi_L``, each ``(B, L + 1, S, 2^n)``.
+        """
+        self._check_params(params)
+        params = params.to(self.device, self.real_dtype)
+        encoded = self.encode_real(features).transpose(-1, -2)  # (B, D, S): real input states as columns
+        samples = encoded.shape[-1]
+        factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D)
+        phase = self._row_phases(params[..., 1])[..., None]  # (B, L, D, 1)
+        cos_rows, sin_rows = torch.cos(phase).unbind(1), torch.sin(phase).unbind(1)
+        state = torch.cat([encoded, torch.zeros_like(encoded)], dim=-1)  # (B, D, 2S): [A | B]
+        states = [state]
+        for layer, factor in enumerate(factors):  # loop over layers (L), not nodes
+            rotated = factor @ state  # [Y' A | Y' B]
+            swapped = torch.cat([-rotated[..., samples:], rotated[..., :samples]], dim=-1)  # [-Y' B | Y' A]
+            state = cos_rows[layer] * rotated + sin_rows[layer] * swapped
+            states.append(state)
+        stacked = torch.stack(states, dim=1).transpose(-1, -2)  # (B, L + 1, 2S, D)
+        return stacked[..., :samples, :], stacked[..., samples:, :]
 
     def encode_real(self, features: torch.Tensor) -> torch.Tensor:
         """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""

@@ -61,7 +61,7 @@ from ceas_gym.learning.circuit import (
 from ceas_gym.learning.classifier import QuantumClassifier
 
 
-def _basis_bits(num_qubits: int) -> np.ndarray:
+def basis_bits(num_qubits: int) -> np.ndarray:
     """Return ``(2^n, n)`` bits of every basis index, qubit 0 most significant."""
     index = np.arange(2**num_qubits)
     return (index[:, None] >> (num_qubits - 1 - np.arange(num_qubits))[None, :]) & 1
@@ -69,7 +69,7 @@ def _basis_bits(num_qubits: int) -> np.ndarray:
 
 def cnot_source_rows(num_qubits: int, control: int, target: int) -> np.ndarray:
     """Return ``src`` with ``(CNOT psi)[c] = psi[src[c]]`` (a CNOT is its own inverse, so ``src`` is the image)."""
-    bits = _basis_bits(num_qubits).copy()
+    bits = basis_bits(num_qubits).copy()
     bits[:, target] ^= bits[:, control]
     return bits @ (2 ** (num_qubits - 1 - np.arange(num_qubits)))
 
@@ -100,7 +100,7 @@ class DensityMatrixCircuit:
             self._cnot_entries.append(
                 torch.as_tensor((rows[:, None] * dimension + rows[None, :]).reshape(-1), device=self.device)
             )
-        signs = 1.0 - 2.0 * _basis_bits(n)
+        signs = 1.0 - 2.0 * basis_bits(n)
         if config.readout == "first":
             signs = signs[:, :1]
         self._z_signs = torch.as_tensor(signs, dtype=self.real_dtype, device=self.device)
