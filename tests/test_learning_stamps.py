@@ -149,3 +149,41 @@ def test_shifted_state_derivatives_equal_simulated_pi_shifts(n, layers):
         shift[j] = math.pi
         shifted = angles + shift.reshape(layers, n, 2)
         torch.testing.assert_close(derivatives[:, j], circuit.states(shifted, probes) / 2, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.4, 1.3, math.pi / 2, 2.9])
+@pytest.mark.parametrize("feature", [0.0, 0.8])
+def test_closed_form_trace_hand_computed(theta, feature):
+    # RY(feature)|0> then RY(theta) RZ(phi): F_theta = 1 (the RY acts on a real state, <Y> = 0) and
+    # F_phi = 1 - <Z>^2 = sin^2(feature + theta), so q = (1 + sin^2(feature + theta)) / 2
+    angles = torch.tensor([[[[theta, 0.7]]]], dtype=torch.float64)
+    q = qfi_trace_score(ONE_QUBIT, angles, torch.tensor([[feature]], dtype=torch.float64))
+    torch.testing.assert_close(q, torch.tensor([(1 + math.sin(feature + theta) ** 2) / 2], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("n", "layers"), [(1, 2), (2, 2), (4, 3), (5, 2)])
+def test_closed_form_trace_equals_the_trace_of_the_full_qfi(n, layers):
+    # Independent: the full QFI from the pi-shifted derivative states, its trace normalised
+    circuit = BatchedCircuit(CircuitConfig(num_qubits=n, num_layers=layers, dtype="complex128"))
+    generator = torch.Generator().manual_seed(10 + n)
+    angles = torch.randn(3, layers, n, 2, generator=generator, dtype=torch.float64) * 2
+    probes = torch.randn(3, 4, n, generator=generator, dtype=torch.float64) * 2
+    expected = normalised_qfi_trace(quantum_fisher_information(circuit, angles, probes))
+    torch.testing.assert_close(qfi_trace_score(circuit, angles, probes), expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(("n", "layers"), [(1, 1), (3, 2), (4, 3)])
+def test_prefix_states_run_the_layers_one_by_one(n, layers):
+    circuit = BatchedCircuit(CircuitConfig(num_qubits=n, num_layers=layers, dtype="complex128"))
+    generator = torch.Generator().manual_seed(20 + n)
+    angles = torch.randn(2, layers, n, 2, generator=generator, dtype=torch.float64)
+    features = torch.randn(2, 5, n, generator=generator, dtype=torch.float64)
+    real, imag = circuit.prefix_states(angles, features)
+    states = torch.complex(real, imag)  # (B, L + 1, S, D)
+    assert states.shape == (2, layers + 1, 5, 2**n)
+    torch.testing.assert_close(states[:, 0], circuit.encode(features), atol=0, rtol=0)
+    expected = circuit.encode(features)
+    for layer, unitary in enumerate(circuit.layer_unitaries(angles).unbind(1)):
+        expected = expected @ unitary.transpose(-1, -2)
+        torch.testing.assert_close(states[:, layer + 1], expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(states[:, -1], circuit.states(angles, features), atol=1e-12, rtol=0)

@@ -22,6 +22,9 @@ Ingredients, per node ``k``:
   where ``(-i Y_q phi)[c] = (2 bit_q(c) - 1) phi[c XOR 2^(n-1-q)]`` and ``Z~_q = P_ring Z_q P_ring^T`` is diagonal
   with entries ``s_q(src[c])`` (``s_q = 1 - 2 bit_q``). This is exact (equal up to floating-point reassociation to
   simulating each shifted circuit) and costs ``O(L)`` small matmuls instead of ``2nL`` circuit constructions.
+  The stamp needs only the trace, and each diagonal entry has a closed form without derivative states,
+  ``F_jj = <chi|chi> - <chi|P_j|chi>^2`` with ``chi`` the state the gate acts on (:func:`qfi_trace_score`): one pass
+  over the layers and ``2nL`` expectation values per probe.
 * ``D_k in [0, 1)``, the process infidelity of the node's effective white-noise channel,
   ``(1 - g_k)(1 - 1/4^n)`` (:func:`ceas_gym.learning.noise.process_infidelity`).
 * ``F_pair,k in (0, 1]``, the mean fidelity of the Bell pairs the node's update travelled through (1 when it
@@ -45,7 +48,7 @@ import dataclasses
 import torch
 
 from ceas_gym.config import check_range
-from ceas_gym.learning.circuit import BatchedCircuit, ring_source_rows
+from ceas_gym.learning.circuit import BatchedCircuit, basis_bits, ring_source_rows
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity
 
@@ -91,11 +94,20 @@ def quantum_fisher_information(
 
 
 def qfi_trace_score(circuit: BatchedCircuit, angles: torch.Tensor, probe_features: torch.Tensor) -> torch.Tensor:
-    """Return ``q = tr(F) / P``, the normalised trace of the probe-averaged QFI, without forming the matrix.
+    """Return ``q = tr(F) / P``, the normalised trace of the probe-averaged QFI, in closed form.
 
-    Equal to ``normalised_qfi_trace(quantum_fisher_information(...))``: the diagonal of
-    ``F_ii = 4 (<d_i psi|d_i psi> - |<d_i psi|psi>|^2)`` needs the ``P`` squared norms and overlaps, not the
-    ``P x P`` Gram matrix (``P`` times fewer multiplications).
+    Equal to ``normalised_qfi_trace(quantum_fisher_information(...))`` without any derivative state. The angle
+    ``j`` enters as ``exp(-i theta_j P_j / 2)`` with a Pauli ``P_j``, so ``d_j psi = U_after (-i P_j / 2) chi_j``
+    with ``chi_j`` the state the gate acts on and ``U_after`` unitary, and
+
+        F_jj = 4 (<d_j psi|d_j psi> - |<d_j psi|psi>|^2) = <chi_j|chi_j> - <chi_j|P_j|chi_j>^2.
+
+    ``P_j`` commutes with the other single-qubit gates of its layer that come before it, so ``chi_j`` can be taken as
+    the layer's input ``phi_l`` for an RY angle (``P = Y_q``) and as the layer's output ``phi_{l+1}`` for an RZ angle
+    (``P = Z~_q = P_ring Z_q P_ring^T``, diagonal with entries ``s_q(src[c])``): one pass over the layers
+    (:meth:`BatchedCircuit.prefix_states`) and ``2nL`` expectation values per probe, no suffix unitaries.
+    With ``phi = A + iB``: ``<Y_q> = sum_c s_q(c) (A_c B_{c'} - B_c A_{c'})`` (``c' = c XOR 2^(n-1-q)``) and
+    ``<Z~_q> = sum_c s_q(src[c]) (A_c^2 + B_c^2)``.
 
     Args:
         circuit: The simulator.
@@ -105,11 +117,29 @@ def qfi_trace_score(circuit: BatchedCircuit, angles: torch.Tensor, probe_feature
     Returns:
         ``(B,)`` scores in [0, 1].
     """
-    psi, derivatives = _probe_state_derivatives(circuit, angles, probe_features)  # (B, M, D), (B, P, M, D)
-    norms = torch.view_as_real(derivatives).square().sum((-1, -2))  # (B, P, M): <d_i psi|d_i psi>
-    overlap = (derivatives.conj() * psi[:, None]).sum(-1)  # (B, P, M): <d_i psi|psi>
-    diagonal = 4 * (norms - overlap.real.square() - overlap.imag.square())  # (B, P, M)
-    return diagonal.mean(-1).mean(-1).clamp(0.0, 1.0)
+    if probe_features.dim() == 2:
+        probe_features = probe_features.expand(angles.shape[0], *probe_features.shape)
+    n = circuit.config.num_qubits
+    with torch.no_grad():
+        real, imag = circuit.prefix_states(angles.detach(), probe_features)  # (B, L + 1, M, D) each
+        real, imag = real.contiguous(), imag.contiguous()
+        ring_signs = torch.as_tensor(
+            1.0 - 2.0 * basis_bits(n)[ring_source_rows(n)].T, dtype=real.dtype, device=real.device
+        )  # (n, D): s_q(src[c])
+        before_real, before_imag = real[:, :-1], imag[:, :-1]  # phi_l, l < L: (B, L, M, D)
+        pauli_y = []
+        for qubit in range(n):  # loop over qubits (n), not nodes: c and c' = c XOR 2^(n-1-q) as two views
+            shape = (*before_real.shape[:-1], 2**qubit, 2, 2 ** (n - 1 - qubit))
+            a, b = before_real.reshape(shape), before_imag.reshape(shape)
+            pairs = a[..., 0, :] * b[..., 1, :] - b[..., 0, :] * a[..., 1, :]  # bit_q(c) = 0 terms
+            pauli_y.append(2 * pairs.sum((-1, -2)))  # the bit_q(c) = 1 terms repeat them (s_q flips the sign)
+        pauli_y = torch.stack(pauli_y, dim=-1)  # (B, L, M, n)
+        norm_before = (before_real.square() + before_imag.square()).sum(-1, keepdim=True)  # (B, L, M, 1)
+        after = real[:, 1:].square() + imag[:, 1:].square()  # |phi_{l+1}|^2: (B, L, M, D)
+        pauli_z = (after[..., None, :] * ring_signs).sum(-1)  # (B, L, M, n)
+        norm_after = after.sum(-1, keepdim=True)
+        diagonal = torch.stack([norm_before - pauli_y.square(), norm_after - pauli_z.square()], dim=-1)
+        return diagonal.mean((1, 2, 3, 4)).clamp(0.0, 1.0)
 
 
 def _probe_state_derivatives(
