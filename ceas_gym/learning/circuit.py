@@ -24,10 +24,11 @@ index gives ``V_l[r, c] = D_l[src[r]] Y_l[src[r], c]``. The real factors ``Y'_l[
 Kronecker products taken pairwise (each qubit pair's ``4 x 4`` gate, then the pairs in order: ``D^2 (n/2 - 1) +
 16 n/2`` multiplications per layer instead of ``D^2 (n - 1)``) followed by a gather of the ring's rows ``src[r]``.
 
-The fused unitary is built in real arithmetic (:meth:`BatchedCircuit.stacked_unitary`): ``V_l (A + iB) =
-diag(e^{i phi_l}) (Y'_l A + i Y'_l B)``, one real batched matmul per layer and a row rotation, returning
+The fused unitary (:meth:`BatchedCircuit.stacked_unitary`) uses that ``Y'_l`` is real: ``V_l (A + iB) =
+diag(e^{i phi_l}) (Y'_l A + i Y'_l B)`` is one real batched matmul on the interleaved (Re, Im) view of the complex
+state (half the multiplications of a complex matmul) and one complex row rotation per layer; it returns
 ``[Re U; Im U]``. The encoded product state ``prod_q RY(x_q)|0>`` is real (``amp[c] = prod_q f_q[bit_q(c)]``,
-``f_q = (cos(x_q/2), sin(x_q/2))``), so no complex state is formed: with ``readout="all"``,
+``f_q = (cos(x_q/2), sin(x_q/2))``), so no complex state is formed for the readout: with ``readout="all"``,
 :meth:`BatchedCircuit.expectations` multiplies it with ``[Re U; Im U]`` and reads ``|amp|^2`` off the squares; with
 ``readout="first"`` it folds the observable into ``M = Re(U^H Z_0 U)`` and evaluates ``x^T M x``.
 Everything stays in the configured precision (complex64 -> float32). Encoded states of the last few feature
@@ -273,8 +274,6 @@ class BatchedCircuit:
         n = self.config.num_qubits
         bits = basis_bits(n)  # (D, n)
         self._source_rows = torch.as_tensor(ring_source_rows(n), device=self.device)
-        half_signs = np.repeat([-1.0, 1.0], 2**n)  # (2D,): -1 on the real half, +1 on the imaginary half
-        self._half_signs = torch.as_tensor(half_signs, dtype=self.real_dtype, device=self.device)
         self._encoding_index = torch.as_tensor(encoding_index(n), device=self.device)
         self._phase_signs = torch.as_tensor(layer_phase_signs(n), dtype=self.real_dtype, device=self.device)
         dimension = 2**n
@@ -363,34 +362,42 @@ class BatchedCircuit:
     def stacked_unitary(self, params: torch.Tensor) -> torch.Tensor:
         """Return ``[Re U; Im U]`` per parameter set, ``(B, 2 * 2^n, 2^n)`` real (the form used for readout).
 
-        Built in real arithmetic: with ``V_l = diag(exp(i phi_l)) Y'_l`` (``Y'_l`` the real factor with the ring's
-        row permutation, ``phi_l`` the RZ phases of its rows), ``V_l (A + iB) = diag(e^{i phi}) (Y' A + i Y' B)``.
-        The state is kept as ``W = [A | B]`` (``D x 2D``); a layer is one real batched matmul ``P = Y' W`` and the
-        row rotation ``W' = cos(phi) P + sin(phi) [-1 | 1] roll(P, D)`` (``roll`` swaps the halves). Half the
-        multiplications of a complex matmul, a handful of tensor operations per layer, no complex tensor.
+        With ``V_l = diag(exp(i phi_l)) Y'_l`` (``Y'_l`` the real factor with the ring's row permutation, ``phi_l``
+        the RZ phases of its rows), a layer is one real batched matmul and one complex row rotation
+        (:meth:`_apply_layer`); the first layer applied to the identity is the rotation of ``Y'_1`` alone.
         """
         self._check_params(params)
         params = params.to(self.device, self.real_dtype)
-        dimension = self.config.dimension
         factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
-        phase = self._row_phases(params[..., 1])[..., None]  # (B, L, D, 1)
-        cos, sin = torch.cos(phase), torch.sin(phase)
-        cos_rows, sin_rows = cos.unbind(1), sin.unbind(1)  # L x (B, D, 1)
-        state = (torch.cat([cos[:, 0], sin[:, 0]], dim=-1)[..., None] * factors[0][..., None, :]).flatten(-2)
+        rotations = self._row_rotations(params[..., 1]).unbind(1)  # L x (B, D, 1) complex
+        state = rotations[0] * factors[0]  # V_1, complex (B, D, D)
         for layer in range(1, len(factors)):  # loop over layers (L), not nodes
-            rotated = factors[layer] @ state  # (B, D, 2D): [Y' A | Y' B], one bmm
-            swapped = rotated.roll(dimension, dims=-1) * self._half_signs  # [-Y' B | Y' A]: exact sign flips
-            # sin broadcast over the row, not a materialised (B, L, D, 2D) [-sin | sin]: the same products, less
-            # memory traffic forward and backward
-            state = torch.addcmul(cos_rows[layer] * rotated, sin_rows[layer], swapped)
-        return state.unflatten(-1, (2, dimension)).transpose(-3, -2).flatten(-3, -2)  # [A; B], (B, 2D, D)
+            state = self._apply_layer(factors[layer], rotations[layer], state)
+        return torch.view_as_real(state).permute(0, 3, 1, 2).flatten(1, 2)  # [A; B], (B, 2D, D)
+
+    def _row_rotations(self, rz_angles: torch.Tensor) -> torch.Tensor:
+        """``exp(i phi[r])`` of the layer rows for RZ angles ``(B, L, n)``: complex ``(B, L, D, 1)``."""
+        phase = self._row_phases(rz_angles)[..., None]
+        return torch.polar(torch.ones_like(phase), phase)
+
+    @staticmethod
+    def _apply_layer(factor: torch.Tensor, rotation: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``V state = diag(e^{i phi}) Y' state`` for complex ``(B, D, K)`` states, real ``(B, D, D)`` factors.
+
+        ``Y'`` is real, so it multiplies the real and imaginary parts at once: one real batched matmul on the state's
+        ``(B, D, 2K)`` view with (Re, Im) interleaved, half the multiplications of a complex matmul. The row rotation
+        is one complex product: fewer passes over the state, forward and backward, than rotating separate real and
+        imaginary halves.
+        """
+        interleaved = torch.view_as_real(state).flatten(-2)  # (B, D, 2K)
+        rotated = factor @ interleaved
+        return rotation * torch.view_as_complex(rotated.unflatten(-1, (-1, 2)))
 
     def prefix_states(self, params: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the state before every layer and the output state: ``phi_0 = |x>``, ``phi_{l+1} = V_l phi_l``.
 
-        The same real arithmetic as :meth:`stacked_unitary`, applied to the samples' states instead of the basis:
-        the states are the columns of ``[A | B]`` (``D x 2S``), a layer is one real batched matmul and a row
-        rotation.
+        The arithmetic of :meth:`stacked_unitary`, applied to the samples' states (the columns of a ``D x S``
+        complex matrix) instead of the basis.
 
         Args:
             params: ``(B, L, n, 2)`` rotation angles (radians).
@@ -402,19 +409,15 @@ class BatchedCircuit:
         self._check_params(params)
         params = params.to(self.device, self.real_dtype)
         encoded = self.encode_real(features).transpose(-1, -2)  # (B, D, S): real input states as columns
-        samples = encoded.shape[-1]
         factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D)
-        phase = self._row_phases(params[..., 1])[..., None]  # (B, L, D, 1)
-        cos_rows, sin_rows = torch.cos(phase).unbind(1), torch.sin(phase).unbind(1)
-        state = torch.cat([encoded, torch.zeros_like(encoded)], dim=-1)  # (B, D, 2S): [A | B]
+        rotations = self._row_rotations(params[..., 1]).unbind(1)
+        state = torch.complex(encoded, torch.zeros_like(encoded))
         states = [state]
-        for layer, factor in enumerate(factors):  # loop over layers (L), not nodes
-            rotated = factor @ state  # [Y' A | Y' B]
-            swapped = torch.cat([-rotated[..., samples:], rotated[..., :samples]], dim=-1)  # [-Y' B | Y' A]
-            state = cos_rows[layer] * rotated + sin_rows[layer] * swapped
+        for factor, rotation in zip(factors, rotations, strict=True):  # loop over layers (L), not nodes
+            state = self._apply_layer(factor, rotation, state)
             states.append(state)
-        stacked = torch.stack(states, dim=1).transpose(-1, -2)  # (B, L + 1, 2S, D)
-        return stacked[..., :samples, :], stacked[..., samples:, :]
+        parts = torch.view_as_real(torch.stack(states, dim=1).transpose(-1, -2))  # (B, L + 1, S, D, 2)
+        return parts[..., 0], parts[..., 1]
 
     def encode_real(self, features: torch.Tensor) -> torch.Tensor:
         """Return the real amplitudes ``(..., S, 2^n)`` of the encoded product states of features ``(..., S, n)``."""
