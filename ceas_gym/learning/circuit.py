@@ -324,8 +324,9 @@ class BatchedCircuit:
 
         Kronecker products in the batch-last layout, where each is one broadcast product over long rows: the gates
         of each qubit pair, then the pairs' ``4 x 4`` tables in qubit order (the products of
-        :func:`layer_entry_index`'s entry-by-entry definition, multiplied in the same order), then one gather of the
-        ring's rows ``src[r]`` that also returns to the batch-major layout matmuls need.
+        :func:`layer_entry_index`'s entry-by-entry definition, multiplied in the same order). The ring's row order
+        ``src[r]`` is taken by gathering the rows of the last product's two small factors, and one transposition
+        returns to the batch-major layout matmuls need.
         """
         n, dimension = self.config.num_qubits, self.config.dimension
         half_ry = ry_angles / 2
@@ -333,12 +334,19 @@ class BatchedCircuit:
         batch_shape = ry_angles.shape[:-1]
         cos, sin = cos.reshape(-1, n).T, sin.reshape(-1, n).T  # (n, batch): the batch-last layout
         gates = torch.stack([cos, -sin, sin, cos], dim=1).unflatten(1, (2, 2))  # (n, 2, 2, batch): RY[row, col]
-        kron = None
-        for first in range(0, n, 2):  # loop over qubit pairs (n / 2), not nodes
-            pair = gates[first] if first + 1 == n else _batch_last_kron(gates[first], gates[first + 1])
-            kron = pair if kron is None else _batch_last_kron(kron, pair)
-        rows = kron.permute(2, 0, 1).index_select(1, self._source_rows)  # (batch, D, D): Y[src[r], c]
-        return rows.reshape(*batch_shape, dimension, dimension)
+        pairs = [gates[q] if q + 1 == n else _batch_last_kron(gates[q], gates[q + 1]) for q in range(0, n, 2)]
+        leading = pairs[0]
+        for pair in pairs[1:-1]:  # loop over qubit pairs (n / 2), not nodes
+            leading = _batch_last_kron(leading, pair)
+        if len(pairs) == 1:
+            factors = leading.index_select(0, self._source_rows)  # (D, D, batch): Y[src[r], c]
+        else:  # the last product already in the ring's row order: gather the two small tables' rows, not the result's
+            last_rows = pairs[-1].shape[0]
+            leading = leading.index_select(0, self._source_rows // last_rows)  # (D, C, batch)
+            last = pairs[-1].index_select(0, self._source_rows % last_rows)  # (D, c, batch)
+            factors = leading[:, :, None] * last[:, None]  # (D, C, c, batch)
+        batch_major = factors.reshape(dimension * dimension, -1).T.contiguous()  # matmuls need unit column stride
+        return batch_major.reshape(*batch_shape, dimension, dimension)
 
     def real_layer_factors(self, ry_angles: torch.Tensor) -> torch.Tensor:
         """Differentiable :meth:`_real_layer_factors_forward` (closed-form backward, :class:`RealLayerFactors`)."""
