@@ -1,0 +1,83 @@
+"""Old against new: the batched CEAS step of another source tree and of this one, timed in one process, alternating.
+
+On a shared machine the speed drifts by 10 % or more within minutes, so two runs one after the other compare the
+machine more than the code. This script imports ``ceas_gym`` from ``--base`` (for example a ``git worktree`` of an
+older commit) and from this checkout, builds one :class:`BatchedEntanglementSchedulingEnv` of each with the same
+seed, and steps them in alternating blocks with the same pre-sampled actions. It prints the best and the median
+time per step of each.
+
+git worktree add /tmp/base <commit>
+python benchmarks/ab_batched_step.py --base /tmp/base --copies 64 --threads 2 --blocks 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+THIS_TREE = Path(__file__).resolve().parent.parent
+
+
+def load_env(root: Path, args: argparse.Namespace) -> Any:
+    """Import ``ceas_gym`` from ``root`` afresh and return a reset batched environment built from it."""
+    for name in [name for name in sys.modules if name == "ceas_gym" or name.startswith("ceas_gym.")]:
+        del sys.modules[name]  # the other tree's modules stay alive through the objects built from them
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module("ceas_gym.envs.batched_ceas")
+    finally:
+        sys.path.pop(0)
+    if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
+        raise SystemExit(f"--base {root}: imported ceas_gym from {module.__file__} instead; is it a source tree?")
+    env = module.BatchedEntanglementSchedulingEnv(
+        args.copies, args.preset, learning={"torch_threads": args.threads}, max_episode_steps=args.horizon
+    )
+    env.reset(seed=args.seed)
+    return env
+
+
+def main() -> None:
+    """Time both trees' steps in alternating blocks and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=Path, required=True, help="source tree of the old code (holds ceas_gym/)")
+    parser.add_argument("--preset", default="small", choices=["small", "paper"])
+    parser.add_argument("--copies", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (learning.torch_threads)")
+    parser.add_argument("--blocks", type=int, default=30, help="timed blocks per tree")
+    parser.add_argument("--block-steps", type=int, default=8, help="steps per block (a multiple of qfi_every = 4)")
+    parser.add_argument("--horizon", type=int, default=100, help="episode length in rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not (args.base / "ceas_gym").is_dir():
+        parser.error(f"--base {str(args.base)!r}: no ceas_gym/ package there")
+    torch.set_num_threads(args.threads)
+    envs = {"base": load_env(args.base, args), "this": load_env(THIS_TREE, args)}
+    space = envs["this"].action_space
+    actions = np.random.default_rng(args.seed).random((args.block_steps, *space.shape)).astype(space.dtype)
+    for env in envs.values():  # warm-up: caches, allocator, first QFI refresh
+        for action in actions:
+            env.step(action)
+    seconds: dict[str, list[float]] = {name: [] for name in envs}
+    for _ in range(args.blocks):  # alternate, so both see the same drift of the machine
+        for name, env in envs.items():
+            start = time.perf_counter()
+            for action in actions:
+                env.step(action)
+            seconds[name].append((time.perf_counter() - start) / len(actions))
+    for name, values in seconds.items():
+        print(
+            f"{name}: {args.preset} x {args.copies}, best {1000 * min(values):.1f} ms, "
+            f"median {1000 * statistics.median(values):.1f} ms per step ({args.blocks} blocks of {args.block_steps})"
+        )
+
+
+if __name__ == "__main__":
+    main()
