@@ -52,6 +52,7 @@ from ceas_gym.learning.circuit import (
     COMPLEX_DTYPES,
     REAL_DTYPES,
     CircuitConfig,
+    basis_bits,
     batched_kron,
     cnot_ring_pairs,
     encode_product_states,
@@ -59,12 +60,6 @@ from ceas_gym.learning.circuit import (
     rotation_gates,
 )
 from ceas_gym.learning.classifier import QuantumClassifier
-
-
-def basis_bits(num_qubits: int) -> np.ndarray:
-    """Return ``(2^n, n)`` bits of every basis index, qubit 0 most significant."""
-    index = np.arange(2**num_qubits)
-    return (index[:, None] >> (num_qubits - 1 - np.arange(num_qubits))[None, :]) & 1
 
 
 def cnot_source_rows(num_qubits: int, control: int, target: int) -> np.ndarray:
