@@ -48,7 +48,7 @@ import dataclasses
 import torch
 
 from ceas_gym.config import check_range
-from ceas_gym.learning.circuit import BatchedCircuit, basis_bits, ring_source_rows
+from ceas_gym.learning.circuit import BatchedCircuit, layer_phase_signs, ring_source_rows
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity
 
@@ -123,9 +123,7 @@ def qfi_trace_score(circuit: BatchedCircuit, angles: torch.Tensor, probe_feature
     with torch.no_grad():
         real, imag = circuit.prefix_states(angles.detach(), probe_features)  # (B, L + 1, M, D) each
         real, imag = real.contiguous(), imag.contiguous()
-        ring_signs = torch.as_tensor(
-            1.0 - 2.0 * basis_bits(n)[ring_source_rows(n)].T, dtype=real.dtype, device=real.device
-        )  # (n, D): s_q(src[c])
+        ring_signs = -2 * torch.as_tensor(layer_phase_signs(n), dtype=real.dtype, device=real.device)  # s_q(src[c])
         before_real, before_imag = real[:, :-1], imag[:, :-1]  # phi_l, l < L: (B, L, M, D)
         pauli_y = []
         for qubit in range(n):  # loop over qubits (n), not nodes: c and c' = c XOR 2^(n-1-q) as two views
