@@ -93,8 +93,14 @@ def test_first_adam_step_moves_by_learning_rate_times_sign():
     result = local_train(model, params, features, labels, config)
     flat = params.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(model.loss(flat, features, labels).sum(), flat)
-    # bias-corrected first step: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps)
-    torch.testing.assert_close(result.parameters, params - 0.01 * grad / (grad.abs() + 1e-12), atol=1e-12, rtol=0)
+    # bias-corrected first step: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps). Entries whose gradient
+    # is zero in exact arithmetic (the last layer's RZ angles, and here qubit 0's last RY) carry rounding noise of
+    # ~1e-17 in any implementation, which that ratio turns into an arbitrary step: compare the others.
+    meaningful = grad.abs() > 1e-10
+    expected = params - 0.01 * grad / (grad.abs() + 1e-12)
+    torch.testing.assert_close(result.parameters[meaningful], expected[meaningful], atol=1e-12, rtol=0)
+    # the last layer's RZ gradient is exactly zero (closed form), so Adam leaves those angles in place
+    assert torch.equal(model.split(result.parameters)[0][:, -1, :, 1], model.split(params)[0][:, -1, :, 1])
     assert (result.parameters - params).abs().max().item() == pytest.approx(0.01, rel=1e-6)
 
 

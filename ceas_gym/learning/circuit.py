@@ -40,7 +40,8 @@ Batch invariance: a parameter set's numbers do not depend on the batch it is com
 summation order could change with the number of rows; tested), so the batched vector environment reproduces
 single environments bit for bit.
 
-Gradients: autograd through the fused unitary, with a closed-form backward for the layer construction
+Gradients: :mod:`ceas_gym.learning.adjoint` (the loss gradient for the ``Z_0`` readout, by hand, without autograd;
+local training uses it), autograd through the fused unitary, with a closed-form backward for the layer construction
 (:class:`RealLayerFactors`: one ``D x D`` matmul per layer instead of differentiating the gathers and products),
 or :func:`parameter_shift_jacobian`, the exact two-term rule ``d<Z>/dtheta = (<Z>(theta + pi/2) -
 <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with eigenvalues +-1/2). Tests check them
@@ -348,6 +349,23 @@ class BatchedCircuit:
         batch_major = factors.reshape(dimension * dimension, -1).T.contiguous()  # matmuls need unit column stride
         return batch_major.reshape(*batch_shape, dimension, dimension)
 
+    def real_factor_angle_gradient(self, grad: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+        """RY-angle gradient ``(B, L, n)`` from ``G = dL/dY'`` and the factors ``Y'``, both ``(B, L, D, D)``.
+
+        ``dL/da_q = 1/2 sum_c s_q(c) (G^T Y')[c, c ^ m_q]`` (:class:`RealLayerFactors`): one real matmul per layer.
+        """
+        pairs = grad.transpose(-1, -2) @ factors  # (B, L, D, D): G^T Y'
+        entries = pairs.flatten(-2).index_select(-1, self._ry_pair_index).unflatten(-1, self._ry_pair_signs.shape)
+        return (entries * self._ry_pair_signs).sum(-1)
+
+    def phase_angle_gradient(self, grad_phases: torch.Tensor) -> torch.Tensor:
+        """RZ-angle gradient ``(B, L, n)`` from ``dL/dphi`` ``(B, L, D)`` of the row phases (:meth:`_row_phases`).
+
+        ``phi[r] = sum_q b_q sigma_q(r)``, so ``dL/db_q = sum_r dL/dphi[r] sigma_q(r)``; a broadcast product and a
+        sum, for the batch invariance :meth:`_row_phases` keeps.
+        """
+        return (grad_phases[..., None, :] * self._phase_signs).sum(-1)
+
     def real_layer_factors(self, ry_angles: torch.Tensor) -> torch.Tensor:
         """Differentiable :meth:`_real_layer_factors_forward` (closed-form backward, :class:`RealLayerFactors`)."""
         if ry_angles.requires_grad and torch.is_grad_enabled():
@@ -372,24 +390,24 @@ class BatchedCircuit:
 
         With ``V_l = diag(exp(i phi_l)) Y'_l`` (``Y'_l`` the real factor with the ring's row permutation, ``phi_l``
         the RZ phases of its rows), a layer is one real batched matmul and one complex row rotation
-        (:meth:`_apply_layer`); the first layer applied to the identity is the rotation of ``Y'_1`` alone.
+        (:meth:`apply_layer`); the first layer applied to the identity is the rotation of ``Y'_1`` alone.
         """
         self._check_params(params)
         params = params.to(self.device, self.real_dtype)
         factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
-        rotations = self._row_rotations(params[..., 1]).unbind(1)  # L x (B, D, 1) complex
+        rotations = self.row_rotations(params[..., 1]).unbind(1)  # L x (B, D, 1) complex
         state = rotations[0] * factors[0]  # V_1, complex (B, D, D)
         for layer in range(1, len(factors)):  # loop over layers (L), not nodes
-            state = self._apply_layer(factors[layer], rotations[layer], state)
+            state = self.apply_layer(factors[layer], rotations[layer], state)
         return torch.view_as_real(state).permute(0, 3, 1, 2).flatten(1, 2)  # [A; B], (B, 2D, D)
 
-    def _row_rotations(self, rz_angles: torch.Tensor) -> torch.Tensor:
+    def row_rotations(self, rz_angles: torch.Tensor) -> torch.Tensor:
         """``exp(i phi[r])`` of the layer rows for RZ angles ``(B, L, n)``: complex ``(B, L, D, 1)``."""
         phase = self._row_phases(rz_angles)[..., None]
         return torch.polar(torch.ones_like(phase), phase)
 
     @staticmethod
-    def _apply_layer(factor: torch.Tensor, rotation: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def apply_layer(factor: torch.Tensor, rotation: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """``V state = diag(e^{i phi}) Y' state`` for complex ``(B, D, K)`` states, real ``(B, D, D)`` factors.
 
         ``Y'`` is real, so it multiplies the real and imaginary parts at once: one real batched matmul on the state's
@@ -418,11 +436,11 @@ class BatchedCircuit:
         params = params.to(self.device, self.real_dtype)
         encoded = self.encode_real(features).transpose(-1, -2)  # (B, D, S): real input states as columns
         factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D)
-        rotations = self._row_rotations(params[..., 1]).unbind(1)
+        rotations = self.row_rotations(params[..., 1]).unbind(1)
         state = torch.complex(encoded, torch.zeros_like(encoded))
         states = [state]
         for factor, rotation in zip(factors, rotations, strict=True):  # loop over layers (L), not nodes
-            state = self._apply_layer(factor, rotation, state)
+            state = self.apply_layer(factor, rotation, state)
             states.append(state)
         parts = torch.view_as_real(torch.stack(states, dim=1).transpose(-1, -2))  # (B, L + 1, S, D, 2)
         return parts[..., 0], parts[..., 1]
@@ -519,10 +537,7 @@ class RealLayerFactors(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
         (factors,) = ctx.saved_tensors
-        circuit: BatchedCircuit = ctx.circuit
-        pairs = grad.transpose(-1, -2) @ factors  # (B, L, D, D): G^T Y'
-        entries = pairs.flatten(-2).index_select(-1, circuit._ry_pair_index).unflatten(-1, circuit._ry_pair_signs.shape)
-        return (entries * circuit._ry_pair_signs).sum(-1), None
+        return ctx.circuit.real_factor_angle_gradient(grad, factors), None
 
 
 def parameter_shift_jacobian(circuit: BatchedCircuit, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

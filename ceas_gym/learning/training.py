@@ -1,8 +1,11 @@
 """K local optimisation steps for all nodes at once, and evaluation of models on the test set.
 
 Local training. Each call runs ``K`` full-batch steps on every node's own data. The objective of one step is
-``sum_k L_k(theta_k)``, the sum of the nodes' mean binary cross-entropies, so a single autograd pass gives every
-node the gradient of its own loss (rows do not interact). Optimisers act elementwise per row:
+``sum_k L_k(theta_k)``, the sum of the nodes' mean binary cross-entropies, so one gradient pass gives every node the
+gradient of its own loss (rows do not interact). For the ``Z_0`` readout the pass is the closed form of
+:mod:`ceas_gym.learning.adjoint` (no autograd graph; the last layer's RZ angles get an exact zero, so Adam leaves
+them in place); for ``readout="all"`` it is autograd through :meth:`QuantumClassifier.loss`. Optimisers act
+elementwise per row:
 
 * ``"sgd"``: ``theta <- theta - lr * grad``.
 * ``"adam"``: Kingma & Ba (ICLR 2015) with bias correction, moments ``beta1``, ``beta2`` and ``eps``. The moment
@@ -24,6 +27,7 @@ import torch
 from torch.nn import functional
 
 from ceas_gym.config import check_choice, check_int, check_range
+from ceas_gym.learning.adjoint import loss_gradient, supports_closed_form
 from ceas_gym.learning.classifier import QuantumClassifier
 
 OPTIMIZERS = ("sgd", "adam")
@@ -119,11 +123,15 @@ def local_train(
     labels = labels.to(model.device)
     first_moment = torch.zeros_like(theta)
     second_moment = torch.zeros_like(theta)
+    closed_form = supports_closed_form(model)
     for step in range(1, config.local_steps + 1):  # loop over optimisation steps, not nodes
-        theta.requires_grad_(True)
-        loss = model.loss(theta, features, labels, shrink).sum()
-        (gradient,) = torch.autograd.grad(loss, theta)
-        theta = theta.detach()
+        if closed_form:
+            gradient = loss_gradient(model, theta, features, labels, shrink)
+        else:
+            theta.requires_grad_(True)
+            loss = model.loss(theta, features, labels, shrink).sum()
+            (gradient,) = torch.autograd.grad(loss, theta)
+            theta = theta.detach()
         if config.optimizer == "sgd":
             theta -= config.learning_rate * gradient
             continue
