@@ -265,7 +265,9 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         expired = self.layer.inventory.age_one_round()
 
         previous_accuracy = self.accuracy.copy()
-        accuracy, loss = evaluate_rows(self.model, consensus, self.test_features, self.test_labels)
+        accuracy, loss = evaluate_rows(
+            self.model, consensus, self.test_features, self.test_labels, self._consensus_unitary
+        )
         self.accuracy, self.loss = accuracy, loss
         self.stamps = stamps.detach().cpu().numpy().reshape(e, n)
         pairs_per_edge = (gossip.granted_per_edge * self.protocol_config.pairs_per_exchange).reshape(e, links)
@@ -411,7 +413,8 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         e, n = self.num_envs, self.num_nodes
         config = self.protocol_config
         rows = torch.cat([submitted.reshape(e, n, -1), consensus[:, None, :]], dim=1)  # (E, N + 1, P)
-        probabilities = predict_rows(self.model, rows.reshape(e * (n + 1), -1), self._probe_rows)
+        probabilities, stacked = predict_rows(self.model, rows.reshape(e * (n + 1), -1), self._probe_rows)
+        self._consensus_unitary = stacked.unflatten(0, (e, n + 1))[:, n]  # the test evaluation reuses it
         probabilities = probabilities.reshape(e, n + 1, -1).to(torch.float64)
         divergence = bernoulli_kl(probabilities[:, n], probabilities[:, :n], config.bft.probability_clip)
         divergence = divergence.cpu().numpy()
@@ -524,19 +527,30 @@ def _copy_seeds(seed: int | list[int | None] | None, copies: int) -> list[int | 
     return seeds
 
 
-def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """``P(class 1)`` of each parameter row on its own probe features: ``(B, P), (B, S, n) -> (B, S)``."""
+def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P(class 1)`` of each parameter row on its own probe features: ``(B, P), (B, S, n) -> (B, S)``.
+
+    Also returns the rows' circuit unitaries (:meth:`BatchedCircuit.stacked_unitary`, ``(B, 2D, D)``), which a row's
+    results do not depend on the batch of, so a later evaluation of the same rows can reuse them.
+    """
     rows = rows.detach().to(model.dtype)
     with torch.no_grad():
         stacked = model.circuit.stacked_unitary(model.split(rows)[0])
-        return torch.sigmoid(model.logits(rows, features, stacked_unitary=stacked))
+        return torch.sigmoid(model.logits(rows, features, stacked_unitary=stacked)), stacked
 
 
 def evaluate_rows(
-    model: Any, rows: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+    model: Any,
+    rows: torch.Tensor,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    stacked_unitary: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Test accuracy and loss (nats) of row ``i`` on test set ``i``: ``(B, P), (B, S, n), (B, S)``."""
-    result = evaluate(model, rows, features, labels)
+    """Test accuracy and loss (nats) of row ``i`` on test set ``i``: ``(B, P), (B, S, n), (B, S)``.
+
+    ``stacked_unitary`` passes the rows' circuit unitaries when already built (from :func:`predict_rows`).
+    """
+    result = evaluate(model, rows, features, labels, stacked_unitary=stacked_unitary)
     return result.accuracy.double().cpu().numpy(), result.loss.double().cpu().numpy()
 
 
