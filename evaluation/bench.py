@@ -170,6 +170,9 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     model.train = timer.wrap("update", model.train)
     venv = model.get_env()
     venv.step = timer.wrap("env_step", venv.step)
+    import torch
+
+    learner_threads = torch.get_num_threads()  # after the env's own setting (learning.torch_threads), if in-process
     start = time.perf_counter()
     model.learn(total_timesteps=args.n_timesteps, progress_bar=False)
     total = time.perf_counter() - start
@@ -182,8 +185,10 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
         "num_timesteps": int(model.num_timesteps),
         "n_envs": int(config["hyperparams"]["n_envs"]),
         "vec_env": config["hyperparams"]["vec_env"],
+        "batch_workers": int(config["hyperparams"].get("batch_workers", 1)),
         "n_steps": int(config["hyperparams"].get("n_steps", 2048)),
         "torch_threads": args.threads,
+        "learner_torch_threads": learner_threads,
         "seconds": {
             "total": total,
             "rollout": rollout,

@@ -33,6 +33,7 @@ META_KEYS = frozenset(
         "flatten_observation",
         "info_keywords",
         "vec_env",
+        "batch_workers",
         "env_kwargs",
         "pretrain",
         "residual",
@@ -121,6 +122,21 @@ def evaluate_policy_kwargs(value: str | Mapping[str, Any] | None) -> dict[str, A
     if not isinstance(result, dict):
         raise HyperparameterError(f"policy_kwargs = {value!r} must evaluate to a dict")
     return result
+
+
+def batch_workers(value: Any, vec_env: str, n_envs: int) -> int:
+    """The ``batch_workers`` entry: worker processes the batched environment's copies are split over.
+
+    Raises:
+        HyperparameterError: Unless it is an integer from 1 to ``n_envs``, and 1 unless ``vec_env`` is batched.
+    """
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= n_envs:
+        raise HyperparameterError(f"batch_workers = {value!r}: expected an integer from 1 to n_envs = {n_envs}")
+    if value > 1 and vec_env != "batched":
+        raise HyperparameterError(f"batch_workers = {value}: needs vec_env batched, not {vec_env!r}")
+    return value
 
 
 def normalize_kwargs(value: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:

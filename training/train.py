@@ -171,23 +171,28 @@ def make_training_envs(
     env_kwargs: dict[str, Any],
     vec_env: str,
     residual: ResidualConfig | None = None,
+    batch_workers: int = 1,
 ) -> Any:
     """``n_envs`` copies of the env, seeded ``seed, seed + 1, ...``, with episode statistics.
 
     ``vec_env``: ``"dummy"`` / ``"subproc"`` (Monitor-wrapped envs in SB3's ``DummyVecEnv`` / ``SubprocVecEnv``) or
-    ``"batched"`` (the CEAS envs' lock-step batched environment, which reports the same episode statistics).
+    ``"batched"`` (the CEAS envs' lock-step batched environment, which reports the same episode statistics; with
+    ``batch_workers > 1`` its copies are split over that many worker processes,
+    :class:`~ceas_gym.envs.batched_shards.ShardedBatchedEnv`, same trajectories).
     With ``residual``, the envs take residual actions (:class:`training.residual.ResidualActionVecEnv`).
 
     Raises:
         HyperparameterError: ``"batched"`` for an environment without a batched form.
     """
-    venv = _make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env)
+    venv = _make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env, batch_workers)
     if residual is None:
         return venv
     return ResidualActionVecEnv(venv, env_id, env_kwargs, residual, seed)
 
 
-def _make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str) -> Any:
+def _make_vec_env(
+    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str, batch_workers: int = 1
+) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
@@ -197,7 +202,9 @@ def _make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any
         if env_id not in batched_ids():
             raise hp.HyperparameterError(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
         spec = gym.spec(env_id)
-        venv = make_batched_vec_env(env_id, n_envs, max_episode_steps=spec.max_episode_steps, **env_kwargs)
+        venv = make_batched_vec_env(
+            env_id, n_envs, workers=batch_workers, max_episode_steps=spec.max_episode_steps, **env_kwargs
+        )
         venv.seed(seed)
         return venv
 
@@ -251,6 +258,7 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         merged["policy"] = choose_policy(merged.get("policy", "MultiInputPolicy"), probe.observation_space)
         hp.evaluate_policy_kwargs(merged.get("policy_kwargs"))
         hp.normalize_kwargs(merged.get("normalize"))
+        hp.batch_workers(merged.get("batch_workers"), merged["vec_env"], merged.get("n_envs", 1))
         warm_start = load_pretrain_config(merged.get("pretrain"))
         residual = load_residual_config(merged.get("residual"))
         if residual is not None:
@@ -336,7 +344,13 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
     vec_env = hyper.get("vec_env", "dummy")  # runs recorded before the key existed used DummyVecEnv
     residual = load_residual_config(hyper.get("residual"))
     venv = make_training_envs(
-        config["env_id"], hyper["n_envs"], config["seed"], config["env_kwargs"], vec_env, residual
+        config["env_id"],
+        hyper["n_envs"],
+        config["seed"],
+        config["env_kwargs"],
+        vec_env,
+        residual,
+        batch_workers=hyper.get("batch_workers", 1),
     )
     normalize = hp.normalize_kwargs(hyper.get("normalize"))
     algorithm = algorithm_class(config["algorithm"])

@@ -167,6 +167,8 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
 
     def _reset_copies(self, copies: np.ndarray, seeds: list[int | None]) -> None:
         """Reset the listed copies as a single environment's ``reset(seed)`` does, in the same order of draws."""
+        if len(copies) == 0:  # an all-False reset mask: nothing to draw, and no rows to evaluate
+            return
         n, links = self.num_nodes, self.num_links
         data_config = self.learning.data
         for copy, seed in zip(copies, seeds, strict=True):

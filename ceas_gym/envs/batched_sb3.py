@@ -19,6 +19,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
+from ceas_gym.envs.batched_shards import ShardedBatchedEnv
 
 
 class BatchedVecEnv(VecEnv):
@@ -28,7 +29,7 @@ class BatchedVecEnv(VecEnv):
         env: The batched environment (``num_envs`` copies).
     """
 
-    def __init__(self, env: BatchedEntanglementSchedulingEnv) -> None:
+    def __init__(self, env: BatchedEntanglementSchedulingEnv | ShardedBatchedEnv) -> None:
         self.env = env
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
@@ -75,7 +76,8 @@ class BatchedVecEnv(VecEnv):
         return observation, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
-        """Nothing to release (no subprocesses)."""
+        """Stop the environment's worker processes, if it has any (:class:`ShardedBatchedEnv`)."""
+        self.env.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """The batched environment's attribute, once per selected copy (the copies share it)."""
@@ -106,9 +108,15 @@ def per_copy_infos(info: dict[str, Any], copies: int) -> list[dict[str, Any]]:
     return infos
 
 
-def make_batched_vec_env(env_id_or_preset: str, num_envs: int, **kwargs: Any) -> BatchedVecEnv:
-    """A :class:`BatchedVecEnv` of ``num_envs`` copies of a CEAS env id (``...-Small-v0`` / ``-v0``) or preset."""
+def make_batched_vec_env(env_id_or_preset: str, num_envs: int, workers: int = 1, **kwargs: Any) -> BatchedVecEnv:
+    """A :class:`BatchedVecEnv` of ``num_envs`` copies of a CEAS env id (``...-Small-v0`` / ``-v0``) or preset.
+
+    With ``workers > 1`` the copies are split over that many worker processes (:class:`ShardedBatchedEnv`: same
+    trajectories, steps in parallel); call ``close()`` to stop them.
+    """
     preset = PRESET_OF_ID.get(env_id_or_preset.split(":")[-1], env_id_or_preset)
+    if workers > 1:
+        return BatchedVecEnv(ShardedBatchedEnv(num_envs, workers=workers, preset=preset, **kwargs))
     return BatchedVecEnv(BatchedEntanglementSchedulingEnv(num_envs, preset=preset, **kwargs))
 
 
