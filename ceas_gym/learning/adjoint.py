@@ -136,7 +136,8 @@ def loss_gradient(
             grad_rz.append(circuit.phase_angle_gradient(grad_phase))
             grad_inner = gradient * rotations[:, layer].conj()  # G_T
             if layer == 0:  # W_0 = I
-                grad_ry.append(circuit.real_factor_angle_gradient(grad_inner.real, factors[:, 0]))
+                # .real is a view with stride 2: contiguous, or the matmul falls back to one product per node
+                grad_ry.append(circuit.real_factor_angle_gradient(grad_inner.real.contiguous(), factors[:, 0]))
                 break
             inner = _interleaved(grad_inner)
             grad_factor = inner @ _interleaved(prefixes[layer - 1]).transpose(-1, -2)  # Re(G_T W_{l-1}^H)
