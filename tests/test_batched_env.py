@@ -134,6 +134,10 @@ def test_reset_mask_resets_only_the_chosen_copy() -> None:
     for copy in (0, 2):
         assert np.array_equal(observation["inventory"][copy], before["inventory"][copy])
     assert list(batched.round_index) == [1, 0, 1]
+    # a mask that selects no copy changes nothing (the sharded environment sends such masks to its workers)
+    unchanged, _ = batched.reset(options={"reset_mask": np.zeros(3, dtype=bool)})
+    assert_same_observation(unchanged, [{key: value[copy] for key, value in observation.items()} for copy in range(3)])
+    assert list(batched.round_index) == [1, 0, 1]
 
 
 def test_flattened_observations_match_the_single_flattening() -> None:
