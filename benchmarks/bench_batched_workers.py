@@ -17,26 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from typing import Any
 
 import numpy as np
+from bench_batched_env import measure  # benchmarks/ is on the path when a script in it runs
 
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
 from ceas_gym.envs.batched_sb3 import PRESET_OF_ID
 from ceas_gym.envs.batched_shards import ShardedBatchedEnv
-
-
-def measure(vector: Any, actions: np.ndarray, duration_s: float, warmup: int) -> float:
-    """Copy-steps per second of ``vector`` over a timed window of ``duration_s`` seconds."""
-    for index in range(warmup):
-        vector.step(actions[index % len(actions)])
-    calls = 0
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < duration_s:
-        vector.step(actions[calls % len(actions)])
-        calls += 1
-    return calls * vector.num_envs / elapsed
 
 
 def main() -> None:
