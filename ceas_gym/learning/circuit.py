@@ -350,9 +350,10 @@ class BatchedCircuit:
         return batch_major.reshape(*batch_shape, dimension, dimension)
 
     def real_factor_angle_gradient(self, grad: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-        """RY-angle gradient ``(B, L, n)`` from ``G = dL/dY'`` and the factors ``Y'``, both ``(B, L, D, D)``.
+        """RY-angle gradient ``(..., n)`` from ``G = dL/dY'`` and the factors ``Y'``, both ``(..., R, D)``.
 
         ``dL/da_q = 1/2 sum_c s_q(c) (G^T Y')[c, c ^ m_q]`` (:class:`RealLayerFactors`): one real matmul per layer.
+        ``R = D`` rows, or a subset of them (for example the lower half) when ``G`` vanishes on the others.
         """
         pairs = grad.transpose(-1, -2) @ factors  # (B, L, D, D): G^T Y'
         entries = pairs.flatten(-2).index_select(-1, self._ry_pair_index).unflatten(-1, self._ry_pair_signs.shape)
