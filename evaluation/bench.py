@@ -144,6 +144,8 @@ class PhaseTimer:
 
 def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     """Share of PPO's wall time spent collecting rollouts vs updating the networks."""
+    import torch
+
     from training import train
     from training.pretrain import load_pretrain_config, pretrain
 
@@ -170,8 +172,6 @@ def bench_ppo(args: argparse.Namespace) -> dict[str, Any]:
     model.train = timer.wrap("update", model.train)
     venv = model.get_env()
     venv.step = timer.wrap("env_step", venv.step)
-    import torch
-
     learner_threads = torch.get_num_threads()  # after the env's own setting (learning.torch_threads), if in-process
     start = time.perf_counter()
     model.learn(total_timesteps=args.n_timesteps, progress_bar=False)

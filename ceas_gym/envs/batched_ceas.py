@@ -214,11 +214,8 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         """
         seeds = _copy_seeds(seed, self.num_envs)
         copies = np.arange(self.num_envs)
-        mask = (options or {}).get("reset_mask")
+        mask = _reset_mask(options, self.num_envs)
         if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != (self.num_envs,):
-                raise ConfigError(f"options['reset_mask']: expected a bool array of shape ({self.num_envs},)")
             copies = np.flatnonzero(mask)
             seeds = [seeds[i] for i in copies]
         self._reset_copies(copies, seeds)
@@ -527,6 +524,21 @@ def _copy_seeds(seed: int | list[int | None] | None, copies: int) -> list[int | 
     if len(seeds) != copies:
         raise ConfigError(f"seed: expected an int or {copies} seeds, got {len(seeds)}")
     return seeds
+
+
+def _reset_mask(options: dict[str, Any] | None, copies: int) -> np.ndarray | None:
+    """``options["reset_mask"]`` as a ``(copies,)`` bool array, or None when absent.
+
+    Raises:
+        ConfigError: If the mask does not have one entry per copy.
+    """
+    mask = (options or {}).get("reset_mask")
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (copies,):
+        raise ConfigError(f"options['reset_mask']: expected a bool array of shape ({copies},)")
+    return mask
 
 
 def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -92,13 +92,8 @@ def loss_gradient(
     rotations = circuit.row_rotations(angles[..., 1])  # (B, L, D, 1) complex, e^{i phi_l}
     lower = factors[:, -1, half:, :]  # K = Y'_L[H:, :], (B, H, D)
 
-    prefixes: list[torch.Tensor] = []  # W_1 ... W_{L-1}, complex (B, D, D)
     if layers > 1:
-        prefix = rotations[:, 0] * factors[:, 0]
-        prefixes.append(prefix)
-        for layer in range(1, layers - 1):  # loop over layers (L), not nodes
-            prefix = circuit.apply_layer(factors[:, layer], rotations[:, layer], prefix)
-            prefixes.append(prefix)
+        prefixes = circuit.layer_products(factors.unbind(1), rotations.unbind(1), layers - 1)  # W_1 ... W_{L-1}
         reduced = lower @ _interleaved(prefixes[-1])  # R = K W, interleaved (B, H, 2D)
         stacked = reduced.unflatten(-1, (dimension, 2)).permute(0, 3, 1, 2).reshape(batch, dimension, dimension)
     else:
@@ -108,16 +103,18 @@ def loss_gradient(
     projected = encoded @ stacked.transpose(-1, -2)  # v_s = R_s x_s, (B, S, D)
     probability = projected.square().sum(-1)  # p_s, (B, S)
     readout = 1 - 2 * probability
-    if shrink is not None:
-        readout = readout * shrink.to(readout.device, readout.dtype)[:, None]
     head = weights[:, 0]
+    gain = head  # dlogit/d<Z_0>: the head weight, times the white-noise shrink
+    if shrink is not None:
+        shrink = shrink.to(readout.device, readout.dtype)
+        readout = readout * shrink[:, None]
+        gain = head * shrink
     logits = readout * head[:, None] + bias[:, None]
     targets = labels.to(logits.device, logits.dtype)
     delta = (torch.sigmoid(logits) - targets) / logits.shape[-1]  # dL/dlogit_s
     grad_bias = delta.sum(-1)
     grad_head = (delta * readout).sum(-1)
-    scale = -4 * head if shrink is None else -4 * head * shrink.to(head.device, head.dtype)  # 2 dL/dp_s / delta_s
-    weighted = projected * (delta * scale[:, None])[..., None]  # gamma_s 2 v_s
+    weighted = projected * (delta * (-4 * gain)[:, None])[..., None]  # gamma_s 2 v_s, gamma_s = -2 w g delta_s
     grad_stacked = weighted.transpose(-1, -2) @ encoded  # dL/dR_s, (B, D, D)
 
     zero = torch.zeros(batch, circuit.config.num_qubits, dtype=factors.dtype, device=factors.device)

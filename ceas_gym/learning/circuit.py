@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -360,7 +361,7 @@ class BatchedCircuit:
         return (entries * self._ry_pair_signs).sum(-1)
 
     def phase_angle_gradient(self, grad_phases: torch.Tensor) -> torch.Tensor:
-        """RZ-angle gradient ``(B, L, n)`` from ``dL/dphi`` ``(B, L, D)`` of the row phases (:meth:`_row_phases`).
+        """RZ-angle gradient ``(..., n)`` from ``dL/dphi`` ``(..., D)`` of the row phases (:meth:`_row_phases`).
 
         ``phi[r] = sum_q b_q sigma_q(r)``, so ``dL/db_q = sum_r dL/dphi[r] sigma_q(r)``; a broadcast product and a
         sum, for the batch invariance :meth:`_row_phases` keeps.
@@ -397,10 +398,23 @@ class BatchedCircuit:
         params = params.to(self.device, self.real_dtype)
         factors = self.real_layer_factors(params[..., 0]).unbind(1)  # L x (B, D, D); unbind: one stack in backward
         rotations = self.row_rotations(params[..., 1]).unbind(1)  # L x (B, D, 1) complex
-        state = rotations[0] * factors[0]  # V_1, complex (B, D, D)
-        for layer in range(1, len(factors)):  # loop over layers (L), not nodes
-            state = self.apply_layer(factors[layer], rotations[layer], state)
+        state = self.layer_products(factors, rotations, len(factors))[-1]  # U, complex (B, D, D)
         return torch.view_as_real(state).permute(0, 3, 1, 2).flatten(1, 2)  # [A; B], (B, 2D, D)
+
+    def layer_products(
+        self, factors: Sequence[torch.Tensor], rotations: Sequence[torch.Tensor], count: int
+    ) -> list[torch.Tensor]:
+        """``W_1, ..., W_count`` with ``W_l = V_l ... V_1``, complex ``(B, D, D)``; ``V_1`` is the rotated ``Y'_1``.
+
+        Args:
+            factors: Per layer, the real factors ``Y'_l``, ``(B, D, D)`` each.
+            rotations: Per layer, the row rotations ``e^{i phi_l}``, ``(B, D, 1)`` each.
+            count: How many leading layers to multiply, >= 1.
+        """
+        products = [rotations[0] * factors[0]]
+        for layer in range(1, count):  # loop over layers (L), not nodes
+            products.append(self.apply_layer(factors[layer], rotations[layer], products[-1]))
+        return products
 
     def row_rotations(self, rz_angles: torch.Tensor) -> torch.Tensor:
         """``exp(i phi[r])`` of the layer rows for RZ angles ``(B, L, n)``: complex ``(B, L, D, 1)``."""
