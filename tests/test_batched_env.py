@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from batch_equality import assert_same_value
 from gymnasium import spaces
 
 import ceas_gym  # noqa: F401
@@ -24,9 +25,10 @@ SINGLE_INFO_KEYS = (
 
 
 def assert_same_observation(batched: dict, singles: list[dict]) -> None:
+    """Copy ``i`` of the batch against single observation ``i`` (float32-rounded keys: batch_equality.py)."""
     for key in singles[0]:
         for copy, single in enumerate(singles):
-            assert np.array_equal(batched[key][copy], single[key]), (key, copy)
+            assert_same_value(key, single[key], batched[key][copy], copy)
 
 
 def run_side_by_side(steps: int, seeds: list[int] = SEEDS, **overrides) -> None:
@@ -48,10 +50,7 @@ def run_side_by_side(steps: int, seeds: list[int] = SEEDS, **overrides) -> None:
             assert rewards[copy] == reward
             assert (terminated[copy], truncated[copy]) == (single_terminated, single_truncated)
             for key in SINGLE_INFO_KEYS:
-                if key == "mean_delivered_fidelity":  # summed per link first: equal up to rounding
-                    assert info[key][copy] == pytest.approx(single_info[key], rel=1e-12, abs=1e-15)
-                else:
-                    assert info[key][copy] == single_info[key], key
+                assert_same_value(key, single_info[key], info[key][copy], copy)
             if single_truncated:
                 episodes_ended += 1
                 assert_same_observation({k: v[None] for k, v in info["final_obs"][copy].items()}, [single_observation])
@@ -145,7 +144,12 @@ def test_flattened_observations_match_the_single_flattening() -> None:
     single = EntanglementSchedulingEnv(preset="small", flatten_observation=True)
     observation, _ = batched.reset(seed=[3, 4])
     assert batched.single_observation_space == single.observation_space
-    assert np.array_equal(observation[0], single.reset(seed=3)[0])
+    single_flat = single.reset(seed=3)[0]
+    unflatten = single.dict_observation_space
+    assert_same_observation(
+        {key: value[None] for key, value in spaces.unflatten(unflatten, observation[0]).items()},
+        [spaces.unflatten(unflatten, single_flat)],
+    )
     assert observation.shape == batched.observation_space.shape
 
 

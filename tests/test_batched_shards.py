@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from batch_equality import assert_same_value
 
 from ceas_gym.config import ConfigError
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
@@ -15,9 +16,12 @@ SHORT = {"max_rounds": 3}  # episodes end inside the tests, so autoreset and the
 
 
 def assert_same_step(expected: tuple, actual: tuple) -> None:
-    """Observations, rewards, terminated, truncated and every info key (final observations and infos included)."""
+    """Observations, rewards, terminated, truncated and every info key (final observations and infos included).
+
+    Shards run smaller batches than the in-process environment: float32-rounded keys as in batch_equality.py.
+    """
     for key in expected[0]:
-        assert np.array_equal(expected[0][key], actual[0][key]), key
+        assert_same_value(key, expected[0][key], actual[0][key])
     for index in (1, 2, 3):
         assert np.array_equal(expected[index], actual[index])
     expected_info, actual_info = expected[4], actual[4]
@@ -28,14 +32,14 @@ def assert_same_step(expected: tuple, actual: tuple) -> None:
                 assert (want is None) == (got is None), copy
                 if want is not None:
                     for name in want:
-                        assert np.array_equal(want[name], got[name]), (copy, name)
+                        assert_same_value(name, want[name], got[name], copy)
         elif key == "final_info":
             mask = expected_info["_final_info"]
             assert set(value) == set(actual_info[key])
             for name in value:  # rows of copies that did not finish are placeholders: compare the finished ones
-                assert np.array_equal(value[name][mask], actual_info[key][name][mask]), name
+                assert_same_value(name, value[name][mask], actual_info[key][name][mask])
         else:
-            assert np.array_equal(value, actual_info[key]), key
+            assert_same_value(key, value, actual_info[key])
 
 
 def test_shard_sizes_are_even_and_cover_every_copy():
@@ -52,7 +56,7 @@ def test_shards_step_exactly_as_the_in_process_batch():
         expected_observation, _ = reference.reset(seed=[4, 9, 2])
         observation, _ = sharded.reset(seed=[4, 9, 2])
         for key in expected_observation:
-            assert np.array_equal(expected_observation[key], observation[key])
+            assert_same_value(key, expected_observation[key], observation[key])
         rng = np.random.default_rng(0)
         finished = 0
         for _ in range(7):
@@ -78,7 +82,7 @@ def test_copies_finishing_in_one_shard_only_merge_with_false_masks():
         expected_observation, _ = reference.reset(seed=[None, None, 30], options=mask)
         observation, _ = sharded.reset(seed=[None, None, 30], options=mask)
         for key in expected_observation:
-            assert np.array_equal(expected_observation[key], observation[key])
+            assert_same_value(key, expected_observation[key], observation[key])
         truncated_alone = False
         for _ in range(3):
             actions = rng.random(shape).astype(np.float32)

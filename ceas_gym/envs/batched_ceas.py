@@ -14,7 +14,8 @@ Randomness stays per copy: each copy has its own ``np_random`` (seeded like a si
 torch generator, and draws exactly the numbers a single environment draws, in the same order (generation successes,
 data, initial parameters, attack noise, transport noise). With the same seeds and actions the copies follow the
 trajectories of ``num_envs`` single environments (``tests/test_batched_env.py`` checks observations, rewards and
-infos; only ``mean_delivered_fidelity``, an info figure summed per link first, can differ in the last bit).
+infos: the discrete state exactly, and the loss, stamps and ``mean_delivered_fidelity`` to float32 rounding, since a
+batch of one and a batch of E run products of different shapes, whose kernels a CPU picks by shape).
 Those per-round draws are a Python loop over the copies; with ``batch_streams="shared"`` (a
 :class:`CEASEnvConfig` field) all copies take them from the first copy's generators in one call each instead:
 faster with hundreds of copies, still seeded and deterministic, but the copies no longer reproduce single

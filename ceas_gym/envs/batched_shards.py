@@ -4,8 +4,9 @@
 :class:`~ceas_gym.envs.batched_ceas.BatchedEntanglementSchedulingEnv` in its own process. A step sends each shard its
 rows of the actions, the shards step at once, and their outputs are concatenated in copy order. Copy ``i`` is seeded
 as copy ``i`` of one in-process batched environment (``seed + i``, or the ``i``-th seed of a list), and copies never
-interact, so the two give the same observations, rewards and infos bit for bit (tested); the shards only change
-where the work runs.
+interact, so the two give the same observations, rewards and infos (tested: the discrete state exactly, float32
+quantities such as the loss to float32 rounding, since a shard is a batch of another shape and CPUs pick their
+matmul kernels by shape; docs/batched_env.md); the shards only change where the work runs.
 
 Why: within one process, the step's Python and NumPy bookkeeping (pair generation, gossip, BFT, observations) runs
 on one core, and the learning layer's small tensor operations gain little from a second torch thread. Shards in
