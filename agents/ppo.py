@@ -2,9 +2,10 @@
 
 Conventions:
 
-* A model is a stable-baselines3 ``.zip``. Its observation normaliser (a pickled ``VecNormalize``), when training
-  used one, lies beside it as ``<stem>_vecnormalize.pkl`` (the layout ``ceas-train`` writes) or, failing that, as
-  ``vecnormalize.pkl`` in the same folder (the rl-baselines3-zoo layout).
+* A model is a stable-baselines3 ``.zip`` (trusted input, like any checkpoint). Its observation normaliser, when
+  training used one, lies beside it as ``<stem>_vecnormalize.npz`` (plain arrays, :mod:`agents.normalizer_io`) or,
+  failing that, as ``vecnormalize.npz`` in the same folder. A legacy pickled ``VecNormalize`` (``*.pkl``) is loaded
+  only with ``trust_pickle=True``, since unpickling runs code from the file.
 * The normaliser is applied with its saved running mean and variance, frozen (``training = False``); only
   observations are normalised, rewards are not needed to act.
 * Actions are deterministic (the mode of the policy distribution). Models trained with sb3-contrib's
@@ -22,7 +23,6 @@ Conventions:
 from __future__ import annotations
 
 import json
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,28 +31,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents.normalizer_io import NormalizerStatistics, load_normalizer
 from agents.residual import compose_action, read_residual_settings, residual_path_for
-
-VECNORMALIZE_SUFFIX = "_vecnormalize.pkl"
-
-
-def vecnormalize_path_for(model_path: str | Path) -> Path | None:
-    """Return the observation normaliser saved beside ``model_path``, or None when there is none.
-
-    Args:
-        model_path: Path of a saved model (``.zip``).
-
-    Returns:
-        ``<stem>_vecnormalize.pkl`` if it exists, else ``vecnormalize.pkl`` in the same folder if it exists, else None.
-    """
-    model_path = Path(model_path)
-    for candidate in (
-        model_path.with_name(model_path.stem + VECNORMALIZE_SUFFIX),
-        model_path.with_name("vecnormalize.pkl"),
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def is_maskable_model(model_path: str | Path) -> bool:
@@ -69,7 +49,8 @@ class PPOPolicy:
 
     Args:
         model: A loaded ``PPO`` or ``MaskablePPO``.
-        normalizer: The ``VecNormalize`` whose observation statistics to apply, or None.
+        normalizer: The observation statistics to apply (:class:`~agents.normalizer_io.NormalizerStatistics`, or
+            anything with a ``normalize_obs`` method that does not update its statistics), or None.
         env: The environment acted in; read for ``action_masks()`` with a maskable model and for the action space of
             a residual model.
         name: Name shown in result tables.
@@ -82,14 +63,14 @@ class PPOPolicy:
     def __init__(
         self,
         model: Any,
-        normalizer: Any | None = None,
+        normalizer: NormalizerStatistics | Any | None = None,
         env: gym.Env | None = None,
         name: str = "ppo",
         residual: tuple[Any, float] | None = None,
     ) -> None:
         self.model = model
         self.normalizer = normalizer
-        if normalizer is not None:
+        if hasattr(normalizer, "training"):  # a VecNormalize: frozen, its statistics are applied, not updated
             normalizer.training = False
         self.env = env
         self.name = name
@@ -100,7 +81,12 @@ class PPOPolicy:
 
     @classmethod
     def load(
-        cls, path: str | Path, env: gym.Env | None = None, device: str = "cpu", name: str | None = None
+        cls,
+        path: str | Path,
+        env: gym.Env | None = None,
+        device: str = "cpu",
+        name: str | None = None,
+        trust_pickle: bool = False,
     ) -> PPOPolicy:
         """Load a saved model (and its normaliser, if one lies beside it).
 
@@ -109,9 +95,13 @@ class PPOPolicy:
             env: The environment the policy will act in (optional; used for action masks).
             device: Torch device for the networks.
             name: Table name; defaults to ``ppo:<stem>``.
+            trust_pickle: Load a legacy pickled normaliser beside the model (runs the file's code; see
+                :func:`agents.normalizer_io.load_normalizer`).
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
+            agents.normalizer_io.UntrustedFileError: If only a pickled normaliser lies beside the model and
+                ``trust_pickle`` is False.
         """
         path = Path(path)
         if not path.is_file():
@@ -124,11 +114,7 @@ class PPOPolicy:
             from stable_baselines3 import PPO
 
             model = PPO.load(path, device=device)
-        normalizer = None
-        stats = vecnormalize_path_for(path)
-        if stats is not None:
-            with stats.open("rb") as handle:
-                normalizer = pickle.load(handle)  # a VecNormalize without its venv (dropped on save)
+        normalizer = load_normalizer(path, trust_pickle=trust_pickle)
         residual = None
         settings = residual_path_for(path)
         if settings is not None:

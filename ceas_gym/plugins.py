@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 import warnings
 from importlib import metadata
 from typing import Literal
@@ -40,6 +41,8 @@ from ceas_gym.registry import UnknownNameError
 
 #: The entry-point group plug-ins declare.
 ENTRY_POINT_GROUP = "ceas_gym.envs"
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+"""What the ``module`` of a ``module:EnvId`` id must look like: a dotted Python name, never a path."""
 
 OnError = Literal["raise", "warn"]
 
@@ -117,7 +120,9 @@ def resolve_env_id(env_id: str, *, load: bool = True) -> str:
 
     Args:
         env_id: ``"EnvId"`` or ``"module:EnvId"``; with a module, the module is imported first (it registers its
-            environments on import, as :func:`gymnasium.make` expects).
+            environments on import, as :func:`gymnasium.make` expects). Importing runs the module's code, so the
+            module must be a dotted Python name of an installed or importable module (``my_pkg.envs``); a path
+            (``./x.py``, ``a/b``) is refused.
         load: Load installed plug-ins first (:func:`load_plugins` with ``on_error="warn"``).
 
     Returns:
@@ -125,7 +130,7 @@ def resolve_env_id(env_id: str, *, load: bool = True) -> str:
 
     Raises:
         UnknownNameError: If the id is not registered; the message names up to three close registered ids.
-        PluginError: If the ``module`` of ``"module:EnvId"`` cannot be imported.
+        PluginError: If the ``module`` of ``"module:EnvId"`` is not a dotted module name or cannot be imported.
     """
     if not isinstance(env_id, str) or not env_id.strip():
         raise UnknownNameError(f"environment id must be a non-empty string, got {env_id!r}")
@@ -135,6 +140,11 @@ def resolve_env_id(env_id: str, *, load: bool = True) -> str:
     if separator:
         if not module or not name:
             raise UnknownNameError(f"environment id {env_id!r}: expected 'module:EnvId' with both parts non-empty")
+        if not MODULE_NAME.fullmatch(module):
+            raise PluginError(
+                f"environment id {env_id!r}: module {module!r} is not a dotted Python module name (a path or file "
+                "is refused); 'module:EnvId' imports an installed module, which runs its code"
+            )
         try:
             importlib.import_module(module)
         except Exception as error:

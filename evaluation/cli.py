@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.normalizer_io import legacy_pickle_for, normalizer_path_for
 from agents.registry import POLICIES, is_model_path
 from ceas_gym.config import ConfigError
 from ceas_gym.plugins import PluginError, resolve_env_id
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load pickled normalisers (*_vecnormalize.pkl) beside models; unpickling runs the file's code",
+    )
+    parser.add_argument(
         "--baseline",
         default=None,
         metavar="POLICY",
@@ -116,6 +122,12 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if is_model_path(spec):
             if not Path(spec).is_file():
                 parser.error(f"model file {spec!r} does not exist")
+            legacy = legacy_pickle_for(spec)
+            if not args.trust_pickle and legacy is not None and normalizer_path_for(spec) is None:
+                parser.error(
+                    f"{legacy}: a pickled normaliser, and unpickling runs code from the file; pass --trust-pickle if "
+                    f"you trust its source, or convert it once with 'python -m agents.normalizer_io {legacy}'"
+                )
         elif spec not in POLICIES.names():
             close = difflib.get_close_matches(spec, POLICIES.names(), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -236,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, HyperparameterError) as error:
         parser.error(str(error))
     keep_rounds = args.per_round or (not args.no_plots and bool(args.plot_metric))
-    tasks = make_tasks(args.env, args.policies, seeds, env_kwargs, keep_rounds)
+    tasks = make_tasks(args.env, args.policies, seeds, env_kwargs, keep_rounds, args.trust_pickle)
     from tqdm import tqdm
 
     with tqdm(total=len(tasks), desc="episodes", disable=args.no_progress, file=sys.stderr) as bar:

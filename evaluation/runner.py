@@ -32,7 +32,7 @@ import numpy as np
 
 import ceas_gym  # noqa: F401  (registers the environments in worker processes)
 from agents.base import Policy
-from agents.registry import make_policy, policy_label
+from agents.registry import is_model_path, make_policy, policy_label
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class EpisodeTask:
         seed: Seed of the env reset and of the policy.
         env_kwargs_json: Environment keyword arguments as JSON (hashable, picklable).
         keep_rounds: Return the per-round rows as well.
+        trust_pickle: Let a model's legacy pickled normaliser load (runs the file's code; :mod:`agents.normalizer_io`).
     """
 
     env_id: str
@@ -52,6 +53,7 @@ class EpisodeTask:
     seed: int
     env_kwargs_json: str = "{}"
     keep_rounds: bool = False
+    trust_pickle: bool = False
 
 
 @dataclass
@@ -68,7 +70,7 @@ def scalar_metrics(info: dict[str, Any]) -> dict[str, float]:
 
 
 _ENVS: dict[tuple[str, str], gym.Env] = {}
-_POLICIES: dict[tuple[str, str, str], Policy] = {}
+_POLICIES: dict[tuple[str, str, str, bool], Policy] = {}
 
 
 def _cached_env(env_id: str, env_kwargs_json: str) -> gym.Env:
@@ -78,17 +80,18 @@ def _cached_env(env_id: str, env_kwargs_json: str) -> gym.Env:
     return _ENVS[key]
 
 
-def _cached_policy(spec: str, env_id: str, env_kwargs_json: str) -> Policy:
-    key = (spec, env_id, env_kwargs_json)
+def _cached_policy(spec: str, env_id: str, env_kwargs_json: str, trust_pickle: bool = False) -> Policy:
+    key = (spec, env_id, env_kwargs_json, trust_pickle)
     if key not in _POLICIES:
-        _POLICIES[key] = make_policy(spec, _cached_env(env_id, env_kwargs_json))
+        options = {"trust_pickle": True} if trust_pickle and is_model_path(spec) else {}
+        _POLICIES[key] = make_policy(spec, _cached_env(env_id, env_kwargs_json), **options)
     return _POLICIES[key]
 
 
 def run_episode(task: EpisodeTask) -> EpisodeResult:
     """Run one episode of ``task``; return its tidy rows."""
     env = _cached_env(task.env_id, task.env_kwargs_json)
-    policy = _cached_policy(task.policy, task.env_id, task.env_kwargs_json)
+    policy = _cached_policy(task.policy, task.env_id, task.env_kwargs_json, task.trust_pickle)
     policy.reset(task.seed)
     observation, info = env.reset(seed=task.seed)
     identity = {"env": task.env_id, "policy": policy_label(task.policy), "seed": task.seed}
@@ -124,11 +127,12 @@ def make_tasks(
     seeds: Sequence[int],
     env_kwargs: dict[str, Any] | None = None,
     keep_rounds: bool = False,
+    trust_pickle: bool = False,
 ) -> list[EpisodeTask]:
     """The grid of tasks, env-major, then policy, then seed."""
     kwargs_json = json.dumps(env_kwargs or {}, sort_keys=True)
     return [
-        EpisodeTask(env_id, policy, int(seed), kwargs_json, keep_rounds)
+        EpisodeTask(env_id, policy, int(seed), kwargs_json, keep_rounds, trust_pickle)
         for env_id in env_ids
         for policy in policies
         for seed in seeds

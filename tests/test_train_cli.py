@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 import ceas_gym  # noqa: F401
+from agents.normalizer_io import read_statistics
 from agents.ppo import PPOPolicy
 from agents.registry import make_policy
 from training import hyperparams as hp
-from training.callbacks import InfoMetricsCallback, latest_checkpoint
+from training.callbacks import InfoMetricsCallback
+from training.checkpoints import find_checkpoint
 from training.run_folder import next_run_folder
 from training.train import main
 
@@ -52,9 +54,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_run_folder_records_the_resolved_configuration(run: Path) -> None:
     for name in ("config.yml", "args.yml", "command.txt", "versions.json", "final_model.zip"):
         assert (run / name).is_file(), name
-    assert (run / "final_model_vecnormalize.pkl").is_file()
+    assert (run / "final_model_vecnormalize.npz").is_file()
     assert (run / "best_model" / "best_model.zip").is_file()
-    assert (run / "best_model" / "best_model_vecnormalize.pkl").is_file()
+    assert (run / "best_model" / "best_model_vecnormalize.npz").is_file()
     config = yaml.safe_load((run / "config.yml").read_text())
     file_defaults = hp.load_file()["default"]
     assert config["env_id"] == TINY and config["algorithm"] == "PPO" and config["seed"] == 3
@@ -80,16 +82,16 @@ def test_tensorboard_has_env_metrics_at_rollout_ends(run: Path) -> None:
 
 
 def test_resume_continues_the_timestep_count_and_normaliser(run: Path, tmp_path: Path) -> None:
-    import pickle
     import shutil
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    stats_before = pickle.loads((copy / "checkpoints" / "rl_model_256_steps_vecnormalize.pkl").read_bytes())
+    stats_before = read_statistics(copy / "checkpoints" / "rl_model_256_steps_vecnormalize.npz")
     assert main(["--resume", str(copy), "-n", "512", "--save-freq", "0", "--eval-freq", "0", "--no-progress"]) == 0
-    path, steps = latest_checkpoint(copy / "checkpoints")
-    assert steps == 512 and path.name == "rl_model_512_steps.zip"
-    stats_after = pickle.loads((copy / "checkpoints" / "rl_model_512_steps_vecnormalize.pkl").read_bytes())
+    choice = find_checkpoint(copy / "checkpoints", needs_normalizer=True)
+    path, steps = choice.model, choice.num_timesteps
+    assert steps == 512 and path.name == "rl_model_512_steps.zip" and not choice.skipped
+    stats_after = read_statistics(copy / "checkpoints" / "rl_model_512_steps_vecnormalize.npz")
     # Loaded statistics keep counting: 256 more observations (+ one reset of 2 envs), not a fresh start.
     assert stats_after.obs_rms["inventory"].count >= stats_before.obs_rms["inventory"].count + 256
     steps_logged = [step for step, _ in scalars(copy)["env/utilisation_rollout_mean"]]
@@ -151,13 +153,13 @@ def test_merge_order_is_default_then_env_then_command_line() -> None:
     assert hp.merge(table, "E", {"c": 3}) == {"a": 1, "b": 2, "c": 3}
 
 
-def test_policy_kwargs_string_is_evaluated_with_nn_in_scope() -> None:
+def test_policy_kwargs_string_is_parsed_with_nn_class_names() -> None:
     import torch
 
-    kwargs = hp.evaluate_policy_kwargs("dict(net_arch=[32, 32], activation_fn=nn.Tanh)")
+    kwargs = hp.parse_policy_kwargs("dict(net_arch=[32, 32], activation_fn=nn.Tanh)")
     assert kwargs == {"net_arch": [32, 32], "activation_fn": torch.nn.Tanh}
     with pytest.raises(hp.HyperparameterError):
-        hp.evaluate_policy_kwargs("[1, 2]")
+        hp.parse_policy_kwargs("[1, 2]")
     assert hp.normalize_kwargs(True) == {} and hp.normalize_kwargs(False) is None
 
 

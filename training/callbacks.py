@@ -11,15 +11,12 @@ Both are recorded at the end of each rollout and written by SB3's logger with th
 ``rollout/`` scalars, at x = ``num_timesteps``.
 
 :class:`CheckpointCallback` saves every ``save_freq`` calls (one call = one step of every parallel env, so
-``n_envs`` timesteps) ``checkpoints/rl_model_<t>_steps.zip``, the ``VecNormalize`` statistics as
-``rl_model_<t>_steps_vecnormalize.pkl`` and ``rl_model_<t>_steps.json`` with ``num_timesteps``; ``ceas-train
---resume`` reads the JSON with the most timesteps.
+``n_envs`` timesteps) a resumable checkpoint with :func:`training.checkpoints.save_checkpoint`: model, normaliser
+statistics and a JSON record, each written atomically; ``ceas-train --resume`` takes the newest one that loads.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from numbers import Real
 from pathlib import Path
@@ -28,7 +25,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.ppo import VECNORMALIZE_SUFFIX
+from agents.normalizer_io import NORMALIZER_SUFFIX, save_statistics
+from training.checkpoints import save_checkpoint
 
 
 def scalar_values(infos: Sequence[dict[str, Any]], key: str) -> np.ndarray:
@@ -76,36 +74,13 @@ class InfoMetricsCallback(BaseCallback):
 
 
 def save_vecnormalize(model: Any, model_path: Path) -> None:
-    """Save the model's ``VecNormalize`` (if any) beside ``model_path`` as ``<stem>_vecnormalize.pkl``."""
+    """Save the statistics of the model's ``VecNormalize`` (if any) beside ``model_path``, as plain arrays.
+
+    The file is ``<stem>_vecnormalize.npz`` (:mod:`agents.normalizer_io`), written atomically.
+    """
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        normalizer.save(str(model_path.with_name(model_path.stem + VECNORMALIZE_SUFFIX)))
-
-
-def save_checkpoint(model: Any, folder: Path, prefix: str = "rl_model") -> Path:
-    """Save model, normaliser and a JSON record of ``num_timesteps`` in ``folder``; return the model path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{prefix}_{model.num_timesteps}_steps.zip"
-    model.save(path)
-    save_vecnormalize(model, path)
-    record = {"num_timesteps": int(model.num_timesteps), "model": path.name, "saved_at_unix_s": time.time()}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return path
-
-
-def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The checkpoint in ``folder`` with the most timesteps, as ``(model path, num_timesteps)``, or None.
-
-    Only the records :func:`save_checkpoint` writes (``*_steps.json``) count; other files there, such as a residual
-    policy's ``residual.json``, are not checkpoints.
-    """
-    best: tuple[Path, int] | None = None
-    for record_path in folder.glob("*_steps.json"):
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        model_path = folder / record["model"]
-        if model_path.is_file() and (best is None or record["num_timesteps"] > best[1]):
-            best = (model_path, int(record["num_timesteps"]))
-    return best
+        save_statistics(normalizer, model_path.with_name(model_path.stem + NORMALIZER_SUFFIX))
 
 
 class CheckpointCallback(BaseCallback):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
+
+from training import policy_kwargs
 
 DEFAULT_FILE = Path(__file__).with_name("hyperparams") / "ppo.yml"
 
@@ -103,25 +105,18 @@ def validate_keys(hyperparams: Mapping[str, Any], algorithm: type) -> None:
             )
 
 
-def evaluate_policy_kwargs(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Turn ``policy_kwargs`` (a dict literal string, zoo style, or a mapping) into a dict.
+def parse_policy_kwargs(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Turn ``policy_kwargs`` (a mapping, or a ``dict(...)`` string, zoo style) into a dict, by parsing only.
 
-    The string is evaluated with only ``dict``, ``nn`` (``torch.nn``) and ``th`` (``torch``) in scope.
+    See :mod:`training.policy_kwargs`: classes are named from an allow-list; nothing is evaluated.
 
     Raises:
-        HyperparameterError: If the string does not evaluate to a dict.
+        HyperparameterError: On anything but the accepted forms (the message names what was found).
     """
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
     try:
-        result = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": torch.nn, "th": torch})
-    except Exception as error:
-        raise HyperparameterError(f"policy_kwargs = {value!r} could not be evaluated: {error}") from None
-    if not isinstance(result, dict):
-        raise HyperparameterError(f"policy_kwargs = {value!r} must evaluate to a dict")
-    return result
+        return policy_kwargs.parse_policy_kwargs(value)
+    except policy_kwargs.PolicyKwargsError as error:
+        raise HyperparameterError(str(error)) from None
 
 
 def batch_workers(value: Any, vec_env: str, n_envs: int) -> int:
@@ -186,3 +181,77 @@ def load_baseline_entry(key: str, value: Mapping[str, Any] | None, config_class:
             f"{key}.policy = {config.policy!r}: not a registered policy; choose one of {', '.join(POLICIES.names())}"
         )
     return config
+
+
+POLICIES = ("MultiInputPolicy", "MlpPolicy")
+"""Policy classes ``ceas-train`` builds (Dict observations, or flat ones)."""
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise HyperparameterError(f"{key} = {value!r}: expected a finite number")
+    return float(value)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise HyperparameterError(f"{key} = {value!r}: expected an integer >= 1")
+    return value
+
+
+def _check_net_arch(value: Any) -> None:
+    """``net_arch``: a list of layer sizes, or ``{pi: [...], vf: [...]}``; every size an integer >= 1."""
+    layers = value.items() if isinstance(value, Mapping) else [("", value)]
+    for head, sizes in layers:
+        if head not in ("", "pi", "vf", "qf"):
+            raise HyperparameterError(f"policy_kwargs.net_arch: unknown head {head!r}; allowed: pi, vf")
+        where = f"policy_kwargs.net_arch{'.' + head if head else ''}"
+        if not isinstance(sizes, list | tuple):
+            raise HyperparameterError(f"{where} = {sizes!r}: expected a list of layer sizes, e.g. [64, 64]")
+        for index, size in enumerate(sizes):
+            _positive_int(f"{where}[{index}]", size)
+
+
+def check_ranges(hyperparams: Mapping[str, Any]) -> None:
+    """Check the values of the PPO hyper-parameters before a model is built.
+
+    ``gamma`` and ``gae_lambda`` in (0, 1]; ``clip_range`` and ``max_grad_norm`` finite and > 0; ``learning_rate``
+    finite and >= 0 (0 freezes the policy: PPO then only collects and evaluates); ``clip_range_vf`` and ``target_kl`` None or finite and > 0; ``ent_coef`` and ``vf_coef`` finite and >= 0;
+    ``n_steps``, ``batch_size``, ``n_epochs``, ``n_envs``, ``n_timesteps`` integers >= 1 and ``batch_size <= n_steps
+    * n_envs``; ``policy`` one of :data:`POLICIES`; ``net_arch`` sizes integers >= 1. Keys that are absent keep
+    SB3's defaults, which are valid.
+
+    Raises:
+        HyperparameterError: Naming the first key out of range and what is allowed.
+    """
+    for key in ("gamma", "gae_lambda"):
+        if key in hyperparams and not 0.0 < _number(key, hyperparams[key]) <= 1.0:
+            raise HyperparameterError(f"{key} = {hyperparams[key]!r}: allowed is (0, 1]")
+    for key in ("clip_range", "max_grad_norm"):
+        if key in hyperparams and not _number(key, hyperparams[key]) > 0.0:
+            raise HyperparameterError(f"{key} = {hyperparams[key]!r}: allowed is a finite number > 0")
+    if "learning_rate" in hyperparams and not _number("learning_rate", hyperparams["learning_rate"]) >= 0.0:
+        raise HyperparameterError(
+            f"learning_rate = {hyperparams['learning_rate']!r}: allowed is a finite number >= 0 (0 freezes the policy)"
+        )
+    for key in ("clip_range_vf", "target_kl"):
+        if hyperparams.get(key) is not None and not _number(key, hyperparams[key]) > 0.0:
+            raise HyperparameterError(f"{key} = {hyperparams[key]!r}: allowed is null or a finite number > 0")
+    for key in ("ent_coef", "vf_coef"):
+        if key in hyperparams and not _number(key, hyperparams[key]) >= 0.0:
+            raise HyperparameterError(f"{key} = {hyperparams[key]!r}: allowed is a finite number >= 0")
+    for key in ("n_steps", "batch_size", "n_epochs", "n_envs", "n_timesteps"):
+        if key in hyperparams:
+            _positive_int(key, hyperparams[key])
+    if "batch_size" in hyperparams:
+        rollout = int(hyperparams.get("n_steps", 2048)) * int(hyperparams.get("n_envs", 1))
+        if hyperparams["batch_size"] > rollout:
+            raise HyperparameterError(
+                f"batch_size = {hyperparams['batch_size']}: allowed is at most n_steps x n_envs = {rollout} (the "
+                "rollout's size)"
+            )
+    if "policy" in hyperparams and hyperparams["policy"] not in POLICIES:
+        raise HyperparameterError(f"policy = {hyperparams['policy']!r}: allowed are {', '.join(POLICIES)}")
+    kwargs = parse_policy_kwargs(hyperparams.get("policy_kwargs"))
+    if "net_arch" in kwargs:
+        _check_net_arch(kwargs["net_arch"])

@@ -35,8 +35,15 @@ Decisions:
   ``ceas-train ... --seed S`` would make here (same model for the same seed); its ``command.txt`` records that
   single-seed command.
 
-Exit status: 0 on success, 2 on a bad argument (unknown env id or hyper-parameter, bad ``k:v``, missing run
-folder), 130 when interrupted.
+* A run folder is locked while a run trains in it (:mod:`training.run_lock`): a second ``ceas-train`` on the same
+  folder exits 2 naming the holder. Checkpoints are written atomically and ``--resume`` takes the newest one that
+  loads, saying which newer ones it skipped and why (:mod:`training.checkpoints`); TensorBoard events logged after
+  that checkpoint are removed first, so no step appears twice (:mod:`training.tensorboard_purge`).
+* Hyper-parameter values are checked before a model is built (:func:`training.hyperparams.check_ranges`);
+  ``policy_kwargs`` is parsed, never evaluated (:mod:`training.policy_kwargs`).
+
+Exit status: 0 on success, 2 on a bad argument (unknown env id, hyper-parameter or value, bad ``k:v``, missing run
+folder, a run folder locked by another run, no loadable checkpoint), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,16 +63,11 @@ import yaml
 from gymnasium import spaces
 
 from ceas_gym.config import ConfigError
+from ceas_gym.files import atomic_write_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from training import hyperparams as hp
-from training.callbacks import (
-    CheckpointCallback,
-    InfoMetricsCallback,
-    SaveVecNormalizeCallback,
-    latest_checkpoint,
-    save_checkpoint,
-    save_vecnormalize,
-)
+from training.callbacks import CheckpointCallback, InfoMetricsCallback, SaveVecNormalizeCallback, save_vecnormalize
+from training.checkpoints import find_checkpoint, save_checkpoint, save_model
 from training.pretrain import load_pretrain_config, pretrain
 from training.residual import (
     ResidualActionVecEnv,
@@ -75,6 +78,8 @@ from training.residual import (
     zero_action_mean,
 )
 from training.run_folder import claim_run_folder, read_yaml, write_records
+from training.run_lock import RunLock, RunLockedError
+from training.tensorboard_purge import purge_events_after
 
 EVAL_SEED_OFFSET = 1000
 
@@ -87,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # studies rewrite the command line per seed (single_run_argv) by full flag names
     )
-    parser.add_argument("--env", help="registered environment id (e.g. ceas_gym/EntanglementScheduling-Lite-v0)")
+    parser.add_argument(
+        "--env",
+        help="registered environment id (e.g. ceas_gym/EntanglementScheduling-Lite-v0); 'module:EnvId' imports the "
+        "installed module first, which runs its code",
+    )
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total timesteps (overrides the file)")
     parser.add_argument("-f", "--log-folder", type=Path, default=Path("logs"), help="root of the run folders")
     parser.add_argument(
@@ -100,11 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--vec-env", choices=hp.VEC_ENVS, default=None, help="vectorised env class (default: the file's, or dummy)"
     )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (<= 0: off)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation")
     parser.add_argument("--save-freq", type=int, default=10_000, help="timesteps between checkpoints (<= 0: off)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN", help="continue the run in this folder")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="resume a run whose checkpoints hold pickled normalisers (*.pkl; unpickling runs the file's code)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="SB3 verbosity")
@@ -256,7 +270,7 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         algorithm = choose_algorithm(probe)
         hp.validate_keys(merged, algorithm)
         merged["policy"] = choose_policy(merged.get("policy", "MultiInputPolicy"), probe.observation_space)
-        hp.evaluate_policy_kwargs(merged.get("policy_kwargs"))
+        hp.check_ranges(merged)
         hp.normalize_kwargs(merged.get("normalize"))
         hp.batch_workers(merged.get("batch_workers"), merged["vec_env"], merged.get("n_envs", 1))
         warm_start = load_pretrain_config(merged.get("pretrain"))
@@ -338,7 +352,7 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
     """Create (or load, when resuming) the model with its vectorised, possibly normalised, environments."""
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from agents.ppo import vecnormalize_path_for
+    from agents.normalizer_io import load_normalizer
 
     hyper = config["hyperparams"]
     vec_env = hyper.get("vec_env", "dummy")  # runs recorded before the key existed used DummyVecEnv
@@ -356,17 +370,13 @@ def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, res
     algorithm = algorithm_class(config["algorithm"])
     tensorboard = str(run / "tensorboard")
     if resume_from is not None:
-        stats = vecnormalize_path_for(resume_from)
-        if normalize is not None and stats is not None:
-            venv = VecNormalize.load(str(stats), venv)
-            venv.training = True
-        elif normalize is not None:
-            venv = VecNormalize(venv, gamma=hyper.get("gamma", 0.99), **normalize)
+        if normalize is not None:  # the chosen checkpoint has loadable statistics (find_checkpoint checked them)
+            venv = load_normalizer(resume_from, trust_pickle=args.trust_pickle).wrap(venv, training=True)
         return algorithm.load(resume_from, env=venv, device=args.device, tensorboard_log=tensorboard)
     if normalize is not None:
         venv = VecNormalize(venv, gamma=hyper.get("gamma", 0.99), **normalize)
     kwargs = {key: value for key, value in hyper.items() if key not in hp.META_KEYS}
-    kwargs["policy_kwargs"] = hp.evaluate_policy_kwargs(hyper.get("policy_kwargs"))
+    kwargs["policy_kwargs"] = hp.parse_policy_kwargs(hyper.get("policy_kwargs"))
     model = algorithm(
         hyper["policy"],
         venv,
@@ -453,13 +463,31 @@ def run_study(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
     return max(outcome.status for outcome in outcomes)
 
 
+DEVICE_PATTERN = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+
+
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 on a flag value out of range, naming the flag and what is allowed."""
+    if any(seed < 0 for seed in args.seed):
+        parser.error(f"--seed {args.seed}: seeds must be >= 0")
+    if args.threads < 0:
+        parser.error(f"--threads {args.threads}: allowed is an integer >= 1, or 0 for torch's default")
+    if not DEVICE_PATTERN.match(args.device):
+        parser.error(f"--device {args.device!r}: allowed are cpu, cuda, cuda:N and auto")
+    if args.eval_episodes < 1:
+        parser.error(f"--eval-episodes {args.eval_episodes}: allowed is an integer >= 1")
+    if args.n_timesteps is not None and args.n_timesteps < 1:
+        parser.error(f"--n-timesteps {args.n_timesteps}: allowed is an integer >= 1")
+    if args.n_envs is not None and args.n_envs < 1:
+        parser.error(f"--n-envs {args.n_envs}: allowed is an integer >= 1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if any(seed < 0 for seed in args.seed):
-        parser.error(f"--seed {args.seed}: seeds must be >= 0")
+    check_flags(parser, args)
     if args.address is not None and args.backend != "ray":
         parser.error("--address is the Ray cluster's address; it needs --backend ray")
     if args.resume is not None and (len(args.seed) > 1 or args.backend == "ray"):
@@ -478,26 +506,61 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
     argv = list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_flags(parser, args)
     set_torch_threads(args.threads)
-    resume_from: Path | None = None
-    start = 0
     if args.resume is not None:
         run = args.resume
         if not (run / "config.yml").is_file():
             parser.error(f"--resume {str(run)!r}: no config.yml there; is it a ceas-train run folder?")
-        config = read_yaml(run / "config.yml")
-        if args.n_timesteps is not None:
-            config["hyperparams"]["n_timesteps"] = args.n_timesteps
-            (run / "config.yml").write_text(yaml.safe_dump(config, sort_keys=True), encoding="utf-8")
-        found = latest_checkpoint(run / "checkpoints")
-        if found is None:
-            parser.error(f"--resume {str(run)!r}: no checkpoint in {str(run / 'checkpoints')!r}")
-        resume_from, start = found
-        with (run / "command.txt").open("a", encoding="utf-8") as handle:
-            handle.write(" ".join(["ceas-train", *argv]) + "\n")
     else:
         config = resolve_new_run(parser, args)
         run = claim_run_folder(args.log_folder, config["env_id"])
+    lock = RunLock(run)
+    try:
+        lock.acquire()
+    except RunLockedError as error:
+        parser.error(str(error))
+    try:
+        return _train_locked(parser, args, argv, run, None if args.resume is not None else config)
+    finally:
+        lock.release()
+
+
+def _resume_point(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, run: Path, config: dict[str, Any]
+) -> tuple[Path, int]:
+    """The checkpoint to resume from; reports skipped ones; drops TensorBoard events logged after it."""
+    normalizes = hp.normalize_kwargs(config["hyperparams"].get("normalize")) is not None
+    choice = find_checkpoint(run / "checkpoints", needs_normalizer=normalizes, trust_pickle=args.trust_pickle)
+    for record, reason in choice.skipped:
+        print(f"resume: skipped checkpoint {record.name}: {reason}", file=sys.stderr)
+    if choice.model is None:
+        parser.error(f"--resume {str(run)!r}: no checkpoint in {str(run / 'checkpoints')!r} loads")
+    removed = purge_events_after(run / "tensorboard", choice.num_timesteps)
+    if removed:
+        print(f"resume: removed {removed} TensorBoard events logged after step {choice.num_timesteps}", file=sys.stderr)
+    return choice.model, choice.num_timesteps
+
+
+def _train_locked(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    argv: list[str],
+    run: Path,
+    config: dict[str, Any] | None,
+) -> tuple[int, Path]:
+    """The run itself, with the run folder's lock held (``config`` None: resume the run in ``run``)."""
+    resume_from: Path | None = None
+    start = 0
+    if config is None:
+        config = read_yaml(run / "config.yml")
+        resume_from, start = _resume_point(parser, args, run, config)
+        if args.n_timesteps is not None:
+            config["hyperparams"]["n_timesteps"] = args.n_timesteps
+            atomic_write_text(run / "config.yml", yaml.safe_dump(config, sort_keys=True))
+        with (run / "command.txt").open("a", encoding="utf-8") as handle:
+            handle.write(" ".join(["ceas-train", *argv]) + "\n")
+    else:
         write_records(
             run,
             argv,
@@ -517,7 +580,7 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
     warm_start = load_pretrain_config(config["hyperparams"].get("pretrain"))
     if warm_start is not None and resume_from is None:
         record = pretrain(model, config["env_id"], config["env_kwargs"], warm_start, config["seed"])
-        (run / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(run / "pretrain.json", json.dumps(record, indent=2) + "\n")
         print(
             f"warm start: cloned {record['policy']} from {record['demonstration_steps']} steps (its mean episode "
             f"return {record['expert_mean_episode_return']:.2f}); actor loss {record['actor_loss']:.4g}, "
@@ -539,8 +602,7 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
         return 130, run
     finally:
         model.get_env().close()
-    final = run / "final_model.zip"
-    model.save(final)
+    final = save_model(model, run / "final_model.zip")
     save_vecnormalize(model, final)
     save_checkpoint(model, run / "checkpoints")
     print(f"done: {model.num_timesteps} timesteps; final model {final}")
