@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.normalizer_io import NORMALIZER_SUFFIX, load_normalizer, read_statistics, save_statistics
-from ceas_gym.files import atomic_write_bytes, atomic_write_text
+from ceas_gym.files import TEMPORARY_SUFFIX, atomic_write_bytes, atomic_write_text
 
-__all__ = ["CheckpointChoice", "find_checkpoint", "save_checkpoint", "save_model"]
+__all__ = ["CheckpointChoice", "find_checkpoint", "remove_temporaries", "save_checkpoint", "save_model"]
 
 MODEL_MEMBERS = ("data", "policy.pth")
 """Members every stable-baselines3 model zip has."""
@@ -147,3 +147,14 @@ def find_checkpoint(folder: Path, needs_normalizer: bool = False, trust_pickle: 
             continue
         return CheckpointChoice(model, steps, tuple(skipped))
     return CheckpointChoice(None, 0, tuple(skipped))
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes cut short by a kill left in ``folder``; return them.
+
+    Call it only while holding the run's lock (:mod:`training.run_lock`): then no write is in progress.
+    """
+    leftovers = sorted(Path(folder).glob(f".*{TEMPORARY_SUFFIX}"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers

@@ -216,9 +216,10 @@ def check_ranges(hyperparams: Mapping[str, Any]) -> None:
     """Check the values of the PPO hyper-parameters before a model is built.
 
     ``gamma`` and ``gae_lambda`` in (0, 1]; ``clip_range`` and ``max_grad_norm`` finite and > 0; ``learning_rate``
-    finite and >= 0 (0 freezes the policy: PPO then only collects and evaluates); ``clip_range_vf`` and ``target_kl`` None or finite and > 0; ``ent_coef`` and ``vf_coef`` finite and >= 0;
-    ``n_steps``, ``batch_size``, ``n_epochs``, ``n_envs``, ``n_timesteps`` integers >= 1 and ``batch_size <= n_steps
-    * n_envs``; ``policy`` one of :data:`POLICIES`; ``net_arch`` sizes integers >= 1. Keys that are absent keep
+    finite and >= 0 (0 freezes the policy: PPO then only collects and evaluates); ``clip_range_vf`` and
+    ``target_kl`` None or finite and > 0; ``ent_coef`` and ``vf_coef`` finite and >= 0; ``n_steps``,
+    ``batch_size``, ``n_epochs``, ``n_envs``, ``n_timesteps`` integers >= 1 and ``batch_size <= n_steps x
+    n_envs``; ``policy`` one of :data:`POLICIES`; ``net_arch`` sizes integers >= 1. Keys that are absent keep
     SB3's defaults, which are valid.
 
     Raises:

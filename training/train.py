@@ -67,7 +67,7 @@ from ceas_gym.files import atomic_write_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from training import hyperparams as hp
 from training.callbacks import CheckpointCallback, InfoMetricsCallback, SaveVecNormalizeCallback, save_vecnormalize
-from training.checkpoints import find_checkpoint, save_checkpoint, save_model
+from training.checkpoints import find_checkpoint, remove_temporaries, save_checkpoint, save_model
 from training.pretrain import load_pretrain_config, pretrain
 from training.residual import (
     ResidualActionVecEnv,
@@ -530,6 +530,8 @@ def _resume_point(
     parser: argparse.ArgumentParser, args: argparse.Namespace, run: Path, config: dict[str, Any]
 ) -> tuple[Path, int]:
     """The checkpoint to resume from; reports skipped ones; drops TensorBoard events logged after it."""
+    for leftover in remove_temporaries(run / "checkpoints"):
+        print(f"resume: removed {leftover.name}, a write cut short", file=sys.stderr)
     normalizes = hp.normalize_kwargs(config["hyperparams"].get("normalize")) is not None
     choice = find_checkpoint(run / "checkpoints", needs_normalizer=normalizes, trust_pickle=args.trust_pickle)
     for record, reason in choice.skipped:
