@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from agents.baselines import EarliestExpiringFirst
 from ceas_gym.config import ConfigError
 from ceas_gym.consensus.committee import select_committee
-from ceas_gym.consensus.ledger import GENESIS_PREVIOUS_HASH
+from ceas_gym.consensus.ledger import GENESIS_PREVIOUS_HASH, Ledger
 from ceas_gym.consensus.pairs import ScriptedPairs, UnlimitedPairs
 from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusProtocol
 from ceas_gym.consensus.qba import qds_operation_count
@@ -21,6 +21,7 @@ from ceas_gym.consensus.qba_protocol import (
     PairBackedKeySource,
     QBAConfig,
     QBAProtocol,
+    member_signatures,
     model_hash,
     qds_key_bits_per_member_pair,
 )
@@ -138,6 +139,10 @@ def test_committed_models_equal_the_score_rule_applied_by_hand_over_three_rounds
         assert np.array_equal(np.flatnonzero(result.participants), keep)
         committed.append(result.consensus_params.numpy().copy())
     assert len(protocol.ledger) == 3 and protocol.ledger.verify().ok
+    head = protocol.ledger.head
+    signers = protocol.last_round.signatures
+    assert head.height == 3 and head.signatures == tuple(member_signatures(signers, head.message()))
+    assert not Ledger(protocol.ledger.blocks[:2], head).verify().ok  # the last block dropped: caught by default
 
 
 def test_without_pairs_nothing_is_committed_and_the_committee_is_penalised():

@@ -38,6 +38,7 @@ Model
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -186,4 +187,9 @@ def commit_vote(
         return None
     if consensus_message(model_hash, participants) != vote.proposed:
         raise ConfigError("model_hash/participants: do not match the consensus message the committee signed")
-    return ledger.append(round_index, model_hash, participants, vote.signatures, round_index, stake_snapshot)
+    def sign_head(text: str) -> list[str]:  # each signer binds its signature on the round to the new head
+        return [hashlib.sha256(f"{signature}|{text}".encode()).hexdigest() for signature in vote.signatures]
+
+    return ledger.append(
+        round_index, model_hash, participants, vote.signatures, round_index, stake_snapshot, head_signer=sign_head
+    )

@@ -46,7 +46,8 @@ One training round ``t`` (second paper, Sec. 4, Alg. 1-3, Appendix A; DESIGN.md 
    round lose that much too (Alg. 3 has no such penalty; default 0). Stakes are floored at ``minimum_stake > 0``
    so that a committee can always be elected. Stakes start at ``initial_stake`` (Sec. 4.2: equal stakes).
 7. **Ledger**: a committed round appends a block (round, model hash, aggregated participants, signatures, stake
-   snapshot) to the hash-chained :class:`~ceas_gym.consensus.ledger.Ledger`, and every node adopts
+   snapshot) to the hash-chained :class:`~ceas_gym.consensus.ledger.Ledger`, whose new head the signing members
+   sign as they signed the block (:func:`member_signatures`), and every node adopts
    ``theta_bar``. Otherwise every node keeps its own parameters and the reported consensus model is the last
    committed one (the plain mean of the submitted parameters before any).
 
@@ -72,7 +73,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +205,16 @@ def model_hash(params: torch.Tensor) -> str:
     """SHA-256 (hex) of a parameter vector's float64 bytes (C order)."""
     array = np.ascontiguousarray(params.detach().cpu().to(torch.float64).numpy())
     return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def member_signatures(members: Sequence[int], text: str) -> list[str]:
+    """The committee members' signatures on ``text`` as the ledger records them: ``sha256("<member>|<text>")``.
+
+    The QDS exchange that authenticates the vote (Appendix A) runs before; these hex strings stand for its outcome
+    in the ledger, over the consensus message for a block and over :func:`~ceas_gym.consensus.ledger.head_message`
+    for the head.
+    """
+    return [hashlib.sha256(f"{member}|{text}".encode()).hexdigest() for member in members]
 
 
 class PairBackedKeySource:
@@ -657,9 +668,10 @@ class QBAProtocol:
                     round_index,
                     digest,
                     participants,
-                    [hashlib.sha256(f"{member}|{message}".encode()).hexdigest() for member in signers],
+                    member_signatures(signers, message),
                     round_index,
                     self.stakes.tolist(),
+                    head_signer=lambda text: member_signatures(signers, text),
                 )
                 if self.committed_params is not None:
                     self.previous_direction = (aggregate_params - self.committed_params.to(submitted)).clone()
