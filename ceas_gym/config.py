@@ -165,6 +165,7 @@ def check_range(
     *,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
+    finite: bool = False,
 ) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (bounds optional, inclusivity settable).
 
@@ -175,9 +176,12 @@ def check_range(
         high: Upper bound, or None for none.
         low_inclusive: Whether ``value == low`` is allowed.
         high_inclusive: Whether ``value == high`` is allowed.
+        finite: Reject infinite values (for weights, stakes and other quantities with no meaning at infinity).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if finite and math.isinf(value):
+        raise ConfigError(f"{name} = {value!r} is not allowed; allowed: a finite number")
     ok_low = low is None or (value >= low if low_inclusive else value > low)
     ok_high = high is None or (value <= high if high_inclusive else value < high)
     if not (ok_low and ok_high):

@@ -68,9 +68,17 @@ def test_too_many_faulty_members_can_split_the_honest_ones():
     # Negative control: with f + 1 faulty members the guarantee is void, and the random adversary finds a split.
     splits = 0
     for seed in range(300):
-        result = run_qba(4, 1, VALUE, faulty={0, 1}, strategy="random", rng=np.random.default_rng(seed))
+        result = run_qba(
+            4, 1, VALUE, faulty={0, 1}, strategy="random", rng=np.random.default_rng(seed), allow_excess_faulty=True
+        )
         splits += len(set(result.decisions.values())) > 1
     assert splits > 0
+
+
+def test_more_faulty_members_than_f_are_refused_unless_injected_deliberately():
+    with pytest.raises(ConfigError, match=r"2 faulty members, more than num_faulty = 1.*allow_excess_faulty"):
+        run_qba(4, 1, VALUE, faulty={0, 1}, strategy="silent")
+    assert run_qba(4, 1, VALUE, faulty={0, 1}, strategy="silent", allow_excess_faulty=True).decisions
 
 
 def test_conflicting_leader_is_detected_by_everyone():

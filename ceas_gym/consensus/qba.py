@@ -182,7 +182,11 @@ class _Adversary:
 
 
 def _validate(
-    num_members: int, num_faulty: int, faulty: Iterable[int], strategy: str | Mapping[int, str]
+    num_members: int,
+    num_faulty: int,
+    faulty: Iterable[int],
+    strategy: str | Mapping[int, str],
+    allow_excess_faulty: bool = False,
 ) -> tuple[frozenset[int], dict[int, str]]:
     check_int("num_members", num_members, 2)
     check_int("num_faulty", num_faulty, 0)
@@ -194,6 +198,12 @@ def _validate(
     faulty_set = frozenset(int(member) for member in faulty)
     for member in faulty_set:
         check_int("faulty member", member, 0, num_members - 1)
+    if len(faulty_set) > num_faulty and not allow_excess_faulty:
+        raise ConfigError(
+            f"faulty = {sorted(faulty_set)}: {len(faulty_set)} faulty members, more than num_faulty = {num_faulty}, "
+            "the protocol tolerates; allowed: at most num_faulty, or allow_excess_faulty=True to inject that fault "
+            "deliberately (agreement is then not guaranteed)"
+        )
     if isinstance(strategy, str):
         check_choice("strategy", strategy, FAULT_STRATEGIES)
         strategies = dict.fromkeys(faulty_set, strategy)
@@ -218,6 +228,7 @@ def run_qba(
     key_source: KeySource | None = None,
     hash_bits: int = 64,
     alternatives: tuple[Hashable, Hashable] = ("alternative-0", "alternative-1"),
+    allow_excess_faulty: bool = False,
 ) -> QBAResult:
     """Run one quantum Byzantine agreement on ``leader_value``.
 
@@ -231,14 +242,18 @@ def run_qba(
         key_source: Where each operation's ``6 * hash_bits`` key bits come from, or None (no booking).
         hash_bits: n, the QDS hash length (bits) used for key booking.
         alternatives: Two values, different from ``leader_value``, that faulty members push.
+        allow_excess_faulty: Accept more faulty members than ``num_faulty``: a deliberate fault injection (the
+            committee protocol uses it, since an election can seat more Byzantine members than f). Agreement is
+            then not guaranteed, and the result shows what the adversary achieved.
 
     Returns:
         Every honest member's decision, leader detection, the QDS operation count (eq. A1) and pairs booked.
 
     Raises:
-        ConfigError: On ``f >= N/2``, an unknown strategy, a faulty id out of range, or a missing generator.
+        ConfigError: On ``f >= N/2``, more faulty members than ``f`` (unless ``allow_excess_faulty``), an unknown
+            strategy, a faulty id out of range, or a missing generator.
     """
-    faulty_set, strategies = _validate(num_members, num_faulty, faulty, strategy)
+    faulty_set, strategies = _validate(num_members, num_faulty, faulty, strategy, allow_excess_faulty)
     if leader_value is None or leader_value in alternatives:
         raise ConfigError("leader_value: None and the two alternatives are reserved; allowed: any other hashable")
     if "random" in strategies.values() and rng is None:

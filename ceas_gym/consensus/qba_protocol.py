@@ -154,17 +154,23 @@ class QBAConfig:
                 f"{self.committee_size}; allowed: [0, {(self.committee_size - 1) // 2}] (f_c < N_c / 2)"
             )
         check_int("QBAConfig.update_faulty", self.update_faulty, 0)
-        check_range("QBAConfig.initial_stake", self.initial_stake, 0.0, math.inf, low_inclusive=False)
-        check_range("QBAConfig.stake_reward", self.stake_reward, 0.0, math.inf)
-        check_range("QBAConfig.stake_penalty", self.stake_penalty, 0.0, math.inf)
-        check_range("QBAConfig.exclusion_penalty", self.exclusion_penalty, 0.0, math.inf)
+        check_range("QBAConfig.initial_stake", self.initial_stake, 0.0, low_inclusive=False, finite=True)
+        check_range("QBAConfig.stake_reward", self.stake_reward, 0.0, finite=True)
+        check_range("QBAConfig.stake_penalty", self.stake_penalty, 0.0, finite=True)
+        check_range("QBAConfig.exclusion_penalty", self.exclusion_penalty, 0.0, finite=True)
         check_range("QBAConfig.minimum_stake", self.minimum_stake, 0.0, self.initial_stake, low_inclusive=False)
         check_int("QBAConfig.hash_bits", self.hash_bits, 2)
-        check_range("QBAConfig.key_bits_per_pair", self.key_bits_per_pair, 0.0, math.inf, low_inclusive=False)
+        check_range("QBAConfig.key_bits_per_pair", self.key_bits_per_pair, 0.0, low_inclusive=False, finite=True)
         check_int("QBAConfig.pairs_per_exchange", self.pairs_per_exchange, 1)
         members = tuple(self.byzantine_members)
         for index, member in enumerate(members):
             check_int(f"QBAConfig.byzantine_members[{index}]", member, 0)
+        repeated = sorted({member for member in members if members.count(member) > 1})
+        if repeated:
+            raise ConfigError(
+                f"QBAConfig.byzantine_members = {members!r}: node(s) {repeated} listed more than once; allowed: "
+                "distinct node ids"
+            )
         object.__setattr__(self, "byzantine_members", members)
         check_choice("QBAConfig.byzantine_strategy", self.byzantine_strategy, FAULT_STRATEGIES)
         check_range(
@@ -639,6 +645,7 @@ class QBAProtocol:
                 rng=rng,
                 key_source=source,
                 hash_bits=config.hash_bits,
+                allow_excess_faulty=True,  # an election can seat more Byzantine or starved members than f
             )
             starved_members = tuple(int(members[p]) for p in np.flatnonzero(starved))
             leader_signs = not byzantine[0] and not starved[0]

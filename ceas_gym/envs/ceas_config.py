@@ -136,7 +136,7 @@ class CEASRewardConfig:
 
     def __post_init__(self) -> None:
         for name in ("accuracy", "accuracy_gain", "exchanges", "wasted", "attempt"):
-            check_range(f"CEASRewardConfig.{name}", getattr(self, name), 0.0)
+            check_range(f"CEASRewardConfig.{name}", getattr(self, name), 0.0, finite=True)
 
 
 BATCH_STREAMS = ("per-copy", "shared")

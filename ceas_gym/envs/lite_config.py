@@ -87,7 +87,7 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         for name in ("served", "fidelity", "missed", "wasted", "attempt"):
-            check_range(f"RewardConfig.{name}", getattr(self, name), 0.0)
+            check_range(f"RewardConfig.{name}", getattr(self, name), 0.0, finite=True)
 
 
 @dataclass(frozen=True)

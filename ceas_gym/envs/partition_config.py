@@ -85,7 +85,7 @@ class PartitionRewardConfig:
 
     def __post_init__(self) -> None:
         for name in ("accuracy", "served", "wasted", "attempt"):
-            check_range(f"PartitionRewardConfig.{name}", getattr(self, name), 0.0)
+            check_range(f"PartitionRewardConfig.{name}", getattr(self, name), 0.0, finite=True)
 
 
 @dataclass(frozen=True)
