@@ -37,6 +37,7 @@ from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infid
 from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import transmit
+from ceas_gym.memory import check_fits
 from ceas_gym.network.hardware import HARDWARE_PROFILES
 
 
@@ -58,6 +59,30 @@ def attack_rows(
     return start[index] + attack(trained[index] - start[index], round_index, generator)
 
 
+BYTES_PER_AMPLITUDE = 16 * 2
+"""Peak bytes per state amplitude of a batched forward and backward pass (complex64 states, real and imaginary
+views, per layer: the closed-form gradient keeps one prefix state per layer)."""
+
+
+def check_learning_fits(config: LearningConfig, num_nodes: int) -> None:
+    """Refuse a learning layer whose batched states (nodes x samples x 2^qubits, per layer) cannot fit in memory.
+
+    Raises:
+        ConfigError: Naming ``LearningConfig.data.samples_per_node`` and the sizes that multiply into the need.
+    """
+    data, circuit = config.data, config.circuit
+    rows = num_nodes * data.samples_per_node + data.test_samples
+    amplitudes = rows * circuit.dimension * (circuit.num_layers + 2)
+    features = rows * data.num_features * 8
+    check_fits(
+        "LearningConfig.data.samples_per_node",
+        amplitudes * BYTES_PER_AMPLITUDE + features,
+        f"the batched circuits of {num_nodes} nodes x {data.samples_per_node} samples (+ {data.test_samples} test "
+        f"samples) x 2^{circuit.num_qubits} amplitudes x {circuit.num_layers} layers",
+        "lower samples_per_node, test_samples, topology.num_nodes or circuit.num_qubits",
+    )
+
+
 class DistributedTraining:
     """Parameters, data, noise and attacks of every node; the learning half of a CEAS round.
 
@@ -76,6 +101,7 @@ class DistributedTraining:
             raise ConfigError("LearningConfig.device = 'cuda' but no CUDA device is available; use 'cpu'")
         self.model = QuantumClassifier(config.circuit, device=self.device)
         self.num_nodes = len(node_hardware)
+        check_learning_fits(config, self.num_nodes)
         self.byzantine = np.asarray(byzantine, dtype=bool)
         self._byzantine_index = torch.as_tensor(np.flatnonzero(self.byzantine), device=self.device)
         profiles = [HARDWARE_PROFILES.get(name) for name in node_hardware]

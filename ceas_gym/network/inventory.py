@@ -26,8 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ceas_gym.memory import check_fits
+
 EMPTY = -1
 """Age value of an empty memory slot."""
+BYTES_PER_SLOT = 48
+"""Peak bytes per memory slot (link x capacity): the ``int64`` age array plus the masks and float64 fidelities that
+a round's generation, ageing and observation compute over all slots (rounded up)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,12 @@ class PairInventory:
             raise ValueError(f"PairInventory.fidelity_floor = {fidelity_floor!r}: allowed [0.25, 1)")
         self.num_links = num_links
         self.max_capacity = int(self.capacity.max())
+        check_fits(
+            "LinkConfig.capacity",
+            num_links * self.max_capacity * BYTES_PER_SLOT,
+            f"memories of {self.max_capacity} pairs on each of {num_links} links",
+            "lower capacity",
+        )
         # Slots past a link's capacity never hold a pair.
         self._slot_exists = np.arange(self.max_capacity)[None, :] < self.capacity[:, None]  # (L, C)
         self.age = np.full((num_links, self.max_capacity), EMPTY, dtype=np.int64)  # (L, C)

@@ -58,6 +58,7 @@ import numpy as np
 
 from ceas_gym.config import ConfigError, check_choice, check_int, check_range
 from ceas_gym.network.hardware import HARDWARE_PROFILES
+from ceas_gym.network.topology_size import check_generation_fits, check_graph_fits
 from ceas_gym.registry import Registry, UnknownNameError
 
 DEFAULT_LENGTH_KM = 10.0
@@ -91,6 +92,7 @@ def _circle_positions(num_nodes: int, radius_km: float) -> np.ndarray:
 
 def _build_graph(num_nodes: int, edges: np.ndarray, lengths_km: np.ndarray, positions: np.ndarray) -> nx.Graph:
     """A graph on nodes ``0..N-1`` with ``pos`` and ``length_km`` attributes, edges added in the given order."""
+    check_graph_fits(num_nodes, int(edges.shape[0]))
     graph = nx.Graph()
     graph.add_nodes_from((i, {"pos": (float(x), float(y))}) for i, (x, y) in enumerate(positions.tolist()))
     graph.add_edges_from(
@@ -372,6 +374,7 @@ def generate_topology(kind: str, num_nodes: int, rng: np.random.Generator, **par
         raise ConfigError(f"{kind}.rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     check_int(f"{kind}.num_nodes", num_nodes, 2)
     _check_parameters(kind, params, kind)
+    check_generation_fits(kind, num_nodes)
     return validate_graph(generator(num_nodes, rng, **params))
 
 
