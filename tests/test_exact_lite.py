@@ -183,9 +183,12 @@ def test_observation_identifies_the_state(env):
     model = LiteTinyModel.from_env(env)
     rng = np.random.default_rng(5)
     observation, _ = env.reset(seed=5)
-    for _ in range(60):
+    for _ in range(60):  # two episodes of 30 rounds
         assert model.state_from_observation(observation) == model.state_from_env(env)
-        observation, *_ = env.step(rng.uniform(0, 1, env.action_space.shape).astype(np.float32))
+        action = rng.uniform(0, 1, env.action_space.shape).astype(np.float32)
+        observation, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:  # stepping past the end raises ResetNeeded
+            observation, _ = env.reset()
 
 
 def test_optimum_dominates_exact_baseline_values_in_every_state_and_round(env, solved):

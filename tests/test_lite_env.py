@@ -175,12 +175,12 @@ def test_attempts_never_exceed_budget_and_successes_never_exceed_attempts():
 
 def test_generation_success_rate_matches_link_probability():
     # One link hammered with the whole budget: successes / attempts -> p.
-    env = EntanglementSchedulingLiteEnv(preset="small", budget=200, links={"capacity": 4})
+    rounds = 200  # one episode (stepping past an episode's end raises ResetNeeded)
+    env = EntanglementSchedulingLiteEnv(preset="small", budget=200, links={"capacity": 4}, max_rounds=rounds)
     env.reset(seed=4)
     action = np.zeros(env.action_space.shape, dtype=np.float32)
     action[0] = 1.0
     successes = 0
-    rounds = 200
     for _ in range(rounds):
         _, _, _, _, info = env.step(action)
         successes += info["generated"]

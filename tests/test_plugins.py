@@ -118,8 +118,11 @@ def test_ceas_env_runs_with_plugin_protocol_and_attack(example_on_path: None) ->
     from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 
     load_plugins()
-    env = EntanglementSchedulingEnv(
-        preset="small", protocol="example-single-gossip", learning={"attack": "example-free-rider"}
+    env = EntanglementSchedulingEnv(  # min_active of the BFT default (15) would exceed the preset's 10 nodes
+        preset="small",
+        protocol="example-single-gossip",
+        protocol_config={"example-single-gossip": {"bft": {"min_active": 5}}},
+        learning={"attack": "example-free-rider"},
     )
     assert env.protocol.mixing_steps == 1
     observation, _ = env.reset(seed=0)

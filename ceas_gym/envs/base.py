@@ -15,13 +15,14 @@ from gymnasium import spaces
 
 from ceas_gym.config import ConfigError, replace
 from ceas_gym.envs.actions import decode_schedule, schedule_action_space
+from ceas_gym.envs.episode import EpisodeGuard
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.envs.rendering import render_ansi, render_rgb_array
 from ceas_gym.registry import Registry
 
 
-class SchedulingEnv(gym.Env[Any, np.ndarray]):
+class SchedulingEnv(EpisodeGuard, gym.Env[Any, np.ndarray]):
     """Base class of the entanglement-scheduling environments (see the subclasses for the task itself)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}

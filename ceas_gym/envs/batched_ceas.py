@@ -226,10 +226,15 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         """One round in every copy (the round order of the single environment), then autoreset the finished ones."""
         e, n, links = self.num_envs, self.num_nodes, self.num_links
         config = self.config
-        actions = np.asarray(actions)
-        if actions.shape[0] != e:
-            raise ValueError(f"actions: expected {e} rows (one per copy), got shape {actions.shape}")
-        attempts, freshest = decode_schedule(actions, links, config.budget, config.serving_order, config.invalid_action)
+        try:
+            shape = np.shape(actions)
+        except ValueError:  # ragged: decode_schedule's check names what it expects
+            shape = (e,)
+        if not shape or shape[0] != e:
+            raise ValueError(f"actions: expected {e} rows (one per copy), got shape {shape}")
+        attempts, freshest = decode_schedule(
+            actions, links, config.budget, config.serving_order, config.invalid_action, batch=e
+        )
         attempts, freshest = attempts.ravel(), freshest.ravel()
         successes = self._generate_pairs(attempts)
         _, overflow = self.layer.inventory.add(successes)

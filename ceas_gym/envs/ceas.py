@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from ceas_gym.config import ConfigError
 from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusRoundResult
 from ceas_gym.envs.base import SchedulingEnv
@@ -140,6 +141,12 @@ class EntanglementSchedulingEnv(SchedulingEnv):
         self.protocol = protocol_class(self.num_nodes, self.instance.edges, settings)
         if hasattr(self.protocol, "set_byzantine"):  # protocols with roles (committees) need to know who cheats
             self.protocol.set_byzantine(self.instance.byzantine)
+        bft = getattr(getattr(self.protocol, "config", None), "bft", None)
+        if bft is not None and bft.min_active > self.num_nodes:
+            raise ConfigError(
+                f"protocol_config.{config.protocol}.bft.min_active = {bft.min_active} exceeds the network's "
+                f"{self.num_nodes} nodes (topology.num_nodes); allowed: 1 to {self.num_nodes}"
+            )
         self.training = DistributedTraining(config.learning, self.instance.node_hardware, self.instance.byzantine)
         self.lifetime_bins = int(config.links.cutoff_max)
         self._set_spaces(self._build_observation_space())
@@ -209,10 +216,12 @@ class EntanglementSchedulingEnv(SchedulingEnv):
         self.round_index = 0
         self._reset_trackers()
         self._accuracy, self._loss = self.training.evaluate(self.training.params[0])
+        self._start_episode()
         return self._observation(), self._info(None, 0, 0, 0, 0)
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
         """Run one round: generate, train, attack, stamp, consensus over the pairs, evaluate, age."""
+        self._check_can_step()
         attempts, freshest = self.decode_action(action)
         generated, overflow = self.layer.generate(attempts, self.np_random)
         training = self.training
@@ -250,6 +259,7 @@ class EntanglementSchedulingEnv(SchedulingEnv):
             - weights.attempt * info["attempts"] / max(self.config.budget, 1)
         )
         truncated = self.round_index >= self.config.max_rounds
+        self._end_episode_if(truncated)
         return self._observation(), float(reward), False, truncated, info
 
     def _info(

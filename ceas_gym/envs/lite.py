@@ -152,10 +152,12 @@ class EntanglementSchedulingLiteEnv(SchedulingEnv):
         self._totals = self._zero_totals()
         self._last_stats = None
         self.layer.arrive(self.demand.sample(0, self.np_random))
+        self._start_episode()
         return self._observation(), self._info(None)
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
         """Run one round: generate, serve, age, new requests arrive."""
+        self._check_can_step()
         attempts, freshest = self.decode_action(action)
         generated, overflow = self.layer.generate(attempts, self.np_random)
         served = self.layer.serve(freshest)
@@ -179,6 +181,7 @@ class EntanglementSchedulingLiteEnv(SchedulingEnv):
             self._totals[key] += value
         reward = self._reward(round_totals)
         truncated = self.round_index >= self.config.max_rounds
+        self._end_episode_if(truncated)
         return self._observation(), reward, False, truncated, self._info(round_totals)
 
     def _reward(self, totals: dict[str, float]) -> float:

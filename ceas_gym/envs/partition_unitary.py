@@ -246,10 +246,12 @@ class PartitionSchedulingEnv(SchedulingEnv):
         initial = self.model.init_parameters(1, generator, self.config.learning.init)[0]
         self.trainer.reset(initial)
         self.served_params = initial.detach().clone()
+        self._start_episode()
         return self._observation(), self._info(0, 0, 0, 0, 0, 0)
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
         """Run one slot: generate, serve the slot's demand, execute the pass at the readout slot, age."""
+        self._check_can_step()
         attempts, freshest = self.decode_action(action)
         generated, overflow = self.layer.generate(attempts, self.np_random)
         slot = self.slot
@@ -281,6 +283,7 @@ class PartitionSchedulingEnv(SchedulingEnv):
             - weights.attempt * info["attempts"] / max(self.config.budget, 1)
         )
         truncated = self.step_index >= self.max_steps
+        self._end_episode_if(truncated)
         return self._observation(), float(reward), False, truncated, info
 
     def _run_pass(self, consensus_due: bool) -> bool:

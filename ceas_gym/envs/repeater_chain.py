@@ -54,6 +54,8 @@ import numpy as np
 from gymnasium import spaces
 
 from ceas_gym.config import ConfigError, check_int, check_range, from_dict, replace
+from ceas_gym.envs.actions import as_action_array
+from ceas_gym.envs.episode import EpisodeGuard
 
 #: A chain state: stored pairs as ``(left node, right node, age in rounds)``, sorted by left node.
 ChainState = tuple[tuple[int, int, int], ...]
@@ -204,7 +206,7 @@ def validate_chain_state(pairs: Iterable[tuple[int, int, int]], config: Repeater
     return state
 
 
-class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+class RepeaterChainEnv(EpisodeGuard, gym.Env[dict[str, np.ndarray], np.ndarray]):
     """Schedule entanglement swaps in a repeater chain to deliver one end-to-end Bell pair as fast as possible.
 
     ## Description
@@ -318,6 +320,8 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> dict[str, np.ndarray]:
         """Overwrite the chain state (for testing, solvers and what-if analysis); returns the new observation.
 
+        The episode runs on from the state set here, also after one had ended (delivered or truncated).
+
         Args:
             pairs: Stored pairs ``(left, right, age)``; spans must be disjoint and ages in ``0 .. t_cut``.
             fidelities: Fidelity of each pair in the order of ``sorted(pairs)``; by default an elementary
@@ -337,6 +341,7 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._right[left] = right
         self._age[left] = age
         self._werner[left] = _to_werner(fidelity)
+        self._start_episode()  # stepping continues from the state set here
         return self._observation()
 
     # ------------------------------------------------------------------ dynamics
@@ -432,6 +437,7 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._steps = 0
         generated = self._generate()
         info = {"round": 1, "delivered": False, "delivered_fidelity": 0.0, "pairs_generated": generated}
+        self._start_episode()
         return self._observation(), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -447,12 +453,12 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             ``swaps_attempted``, ``swaps_succeeded``, ``ignored_swaps``, ``pairs_lost`` (in failed swaps),
             ``pairs_expired`` (cutoff) and ``pairs_generated``.
         """
+        self._check_can_step()
         n = self.config.n_nodes
-        flags = np.asarray(action).reshape(-1)
-        if flags.shape != self.action_space.shape or not np.all((flags == 0) | (flags == 1)):
-            raise ValueError(
-                f"action: expected {self.action_space.shape[0]} entries of 0 or 1, got {np.asarray(action).tolist()}"
-            )
+        entries = f"{self.action_space.shape[0]} entries of 0 or 1"
+        flags = as_action_array(action, self.action_space.shape, str(self.action_space.dtype), True, entries)
+        if not np.all((flags == 0) | (flags == 1)):
+            raise ValueError(f"action: expected {entries}, got {flags.tolist()}")
         wants = np.zeros(n, dtype=bool)
         wants[1 : n - 1] = flags[: n - 2].astype(bool)
         self._steps += 1
@@ -469,6 +475,7 @@ class RepeaterChainEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             info["round"] = self._steps + 1
             observation = self._observation()
         truncated = not delivered and self._steps >= self.config.max_steps
+        self._end_episode_if(delivered or truncated)
         return observation, -1.0, delivered, truncated, info
 
     def render(self) -> str | None:
