@@ -275,6 +275,24 @@ def check_env_ids(parser: argparse.ArgumentParser, env_ids: Sequence[str]) -> No
             parser.error(str(error))
 
 
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 on a flag value out of range, naming the flag and what is allowed."""
+    if args.command == "env":
+        if not args.duration > 0:
+            parser.error(f"--duration {args.duration}: allowed is a number of seconds > 0")
+        if any(size < 1 for size in args.n_envs):
+            parser.error(f"--n-envs {args.n_envs}: every size must be an integer >= 1")
+    if args.command == "ppo":
+        if args.n_timesteps < 1:
+            parser.error(f"--n-timesteps {args.n_timesteps}: allowed is an integer >= 1")
+        if args.n_envs is not None and args.n_envs < 1:
+            parser.error(f"--n-envs {args.n_envs}: allowed is an integer >= 1")
+        if args.threads < 0:
+            parser.error(f"--threads {args.threads}: allowed is an integer >= 1, or 0 for torch's default")
+    if getattr(args, "out", None) is not None and args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} is a folder; give the JSON file's path")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = build_parser()
@@ -282,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dqnn":
         bench_dqnn(args)
         return 0
+    check_flags(parser, args)
     check_env_ids(parser, args.env if isinstance(args.env, list) else [args.env])
     record = bench_env(args) if args.command == "env" else bench_ppo(args)
     record["environment"] = versions_record()
