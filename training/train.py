@@ -49,7 +49,6 @@ folder, a run folder locked by another run, no loadable checkpoint), 130 when in
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import re
 import sys
@@ -60,28 +59,44 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
-from gymnasium import spaces
 
 from ceas_gym.config import ConfigError
 from ceas_gym.files import atomic_write_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from training import hyperparams as hp
-from training.callbacks import CheckpointCallback, InfoMetricsCallback, SaveVecNormalizeCallback, save_vecnormalize
+from training.callbacks import save_vecnormalize
 from training.checkpoints import find_checkpoint, remove_temporaries, save_checkpoint, save_model
-from training.pretrain import load_pretrain_config, pretrain
-from training.residual import (
-    ResidualActionVecEnv,
-    ResidualConfig,
-    check_residual_space,
-    load_residual_config,
-    save_residual,
-    zero_action_mean,
+from training.envs import make_registered_env, make_training_envs
+from training.model import (
+    EVAL_SEED_OFFSET,
+    algorithm_class,
+    build_callbacks,
+    build_model,
+    choose_algorithm,
+    choose_policy,
 )
+from training.pretrain import load_pretrain_config, pretrain
+from training.residual import check_residual_space, load_residual_config, save_residual
 from training.run_folder import claim_run_folder, read_yaml, write_records
 from training.run_lock import RunLock, RunLockedError
 from training.tensorboard_purge import purge_events_after
 
-EVAL_SEED_OFFSET = 1000
+__all__ = [  # the command and the pieces other tools build on (ceas-bench ppo, the Ray backend, the tests)
+    "EVAL_SEED_OFFSET",
+    "algorithm_class",
+    "build_callbacks",
+    "build_model",
+    "build_parser",
+    "choose_algorithm",
+    "choose_policy",
+    "main",
+    "make_registered_env",
+    "make_training_envs",
+    "resolve_new_run",
+    "run_training",
+    "set_torch_threads",
+    "single_run_argv",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,87 +165,6 @@ def check_env_id(parser: argparse.ArgumentParser, env_id: str | None) -> str:
     return env_id
 
 
-def choose_algorithm(env: gym.Env) -> type:
-    """``MaskablePPO`` when the env has ``action_masks()``, else ``PPO``."""
-    if callable(getattr(env.unwrapped, "action_masks", None)):
-        from sb3_contrib import MaskablePPO
-
-        return MaskablePPO
-    from stable_baselines3 import PPO
-
-    return PPO
-
-
-def choose_policy(requested: str, observation_space: spaces.Space) -> str:
-    """The policy class name that fits ``observation_space``.
-
-    Raises:
-        HyperparameterError: When an ``MlpPolicy`` is asked for on ``Dict`` observations.
-    """
-    is_dict = isinstance(observation_space, spaces.Dict)
-    if is_dict and requested == "MlpPolicy":
-        raise hp.HyperparameterError(
-            "policy: MlpPolicy needs a flat observation; set flatten_observation:true or use MultiInputPolicy"
-        )
-    if not is_dict and requested == "MultiInputPolicy":
-        print("note: the observation is a flat Box; using MlpPolicy instead of MultiInputPolicy", file=sys.stderr)
-        return "MlpPolicy"
-    return requested
-
-
-def make_training_envs(
-    env_id: str,
-    n_envs: int,
-    seed: int,
-    env_kwargs: dict[str, Any],
-    vec_env: str,
-    residual: ResidualConfig | None = None,
-    batch_workers: int = 1,
-) -> Any:
-    """``n_envs`` copies of the env, seeded ``seed, seed + 1, ...``, with episode statistics.
-
-    ``vec_env``: ``"dummy"`` / ``"subproc"`` (Monitor-wrapped envs in SB3's ``DummyVecEnv`` / ``SubprocVecEnv``) or
-    ``"batched"`` (the CEAS envs' lock-step batched environment, which reports the same episode statistics; with
-    ``batch_workers > 1`` its copies are split over that many worker processes,
-    :class:`~ceas_gym.envs.batched_shards.ShardedBatchedEnv`, same trajectories).
-    With ``residual``, the envs take residual actions (:class:`training.residual.ResidualActionVecEnv`).
-
-    Raises:
-        HyperparameterError: ``"batched"`` for an environment without a batched form.
-    """
-    venv = _make_vec_env(env_id, n_envs, seed, env_kwargs, vec_env, batch_workers)
-    if residual is None:
-        return venv
-    return ResidualActionVecEnv(venv, env_id, env_kwargs, residual, seed)
-
-
-def _make_vec_env(
-    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], vec_env: str, batch_workers: int = 1
-) -> Any:
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    if vec_env == "batched":
-        from ceas_gym.envs.batched_sb3 import batched_ids, make_batched_vec_env
-
-        if env_id not in batched_ids():
-            raise hp.HyperparameterError(f"--vec-env batched: available for {', '.join(batched_ids())}, not {env_id}")
-        spec = gym.spec(env_id)
-        venv = make_batched_vec_env(
-            env_id, n_envs, workers=batch_workers, max_episode_steps=spec.max_episode_steps, **env_kwargs
-        )
-        venv.seed(seed)
-        return venv
-
-    vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
-    factory = functools.partial(make_registered_env, env_id)
-    return make_vec_env(factory, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_env_cls)
-
-
-def make_registered_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` after importing ``ceas_gym``, so it works in fresh (forkserver/spawn) worker processes."""
-    return gym.make(env_id, **kwargs)
-
 
 def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Resolve the configuration of a new run (env id, kwargs, hyper-parameters, algorithm); exit 2 on errors."""
@@ -296,99 +230,6 @@ def resolve_new_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         "hyperparams": merged,
     }
 
-
-def algorithm_class(name: str) -> type:
-    """``PPO`` or ``MaskablePPO`` by name."""
-    if name == "MaskablePPO":
-        from sb3_contrib import MaskablePPO
-
-        return MaskablePPO
-    from stable_baselines3 import PPO
-
-    return PPO
-
-
-def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any], n_envs: int) -> list[Any]:
-    """Info metrics, periodic checkpoints and periodic evaluation (saving the best model)."""
-    callbacks: list[Any] = [InfoMetricsCallback(config["hyperparams"].get("info_keywords", []))]
-    if args.save_freq > 0:
-        callbacks.append(CheckpointCallback(max(args.save_freq // n_envs, 1), run / "checkpoints"))
-    if args.eval_freq > 0:
-        hyper = config["hyperparams"]
-        eval_env = make_training_envs(
-            config["env_id"],
-            1,
-            config["seed"] + EVAL_SEED_OFFSET,
-            config["env_kwargs"],
-            "dummy",
-            load_residual_config(hyper.get("residual")),
-        )
-        normalize = hp.normalize_kwargs(hyper.get("normalize"))
-        if normalize is not None:
-            from stable_baselines3.common.vec_env import VecNormalize
-
-            eval_env = VecNormalize(eval_env, training=False, norm_reward=False, gamma=hyper.get("gamma", 0.99))
-        if config["algorithm"] == "MaskablePPO":
-            from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as EvalCallback
-        else:
-            from stable_baselines3.common.callbacks import EvalCallback
-        best = run / "best_model"
-        callbacks.append(
-            EvalCallback(
-                eval_env,
-                n_eval_episodes=args.eval_episodes,
-                eval_freq=max(args.eval_freq // n_envs, 1),
-                best_model_save_path=str(best),
-                log_path=str(best),
-                deterministic=True,
-                callback_on_new_best=SaveVecNormalizeCallback(best / "best_model.zip"),
-                verbose=args.verbose,
-            )
-        )
-    return callbacks
-
-
-def build_model(config: dict[str, Any], run: Path, args: argparse.Namespace, resume_from: Path | None) -> Any:
-    """Create (or load, when resuming) the model with its vectorised, possibly normalised, environments."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    from agents.normalizer_io import load_normalizer
-
-    hyper = config["hyperparams"]
-    vec_env = hyper.get("vec_env", "dummy")  # runs recorded before the key existed used DummyVecEnv
-    residual = load_residual_config(hyper.get("residual"))
-    venv = make_training_envs(
-        config["env_id"],
-        hyper["n_envs"],
-        config["seed"],
-        config["env_kwargs"],
-        vec_env,
-        residual,
-        batch_workers=hyper.get("batch_workers", 1),
-    )
-    normalize = hp.normalize_kwargs(hyper.get("normalize"))
-    algorithm = algorithm_class(config["algorithm"])
-    tensorboard = str(run / "tensorboard")
-    if resume_from is not None:
-        if normalize is not None:  # the chosen checkpoint has loadable statistics (find_checkpoint checked them)
-            venv = load_normalizer(resume_from, trust_pickle=args.trust_pickle).wrap(venv, training=True)
-        return algorithm.load(resume_from, env=venv, device=args.device, tensorboard_log=tensorboard)
-    if normalize is not None:
-        venv = VecNormalize(venv, gamma=hyper.get("gamma", 0.99), **normalize)
-    kwargs = {key: value for key, value in hyper.items() if key not in hp.META_KEYS}
-    kwargs["policy_kwargs"] = hp.parse_policy_kwargs(hyper.get("policy_kwargs"))
-    model = algorithm(
-        hyper["policy"],
-        venv,
-        seed=config["seed"],
-        device=args.device,
-        tensorboard_log=tensorboard,
-        verbose=args.verbose,
-        **kwargs,
-    )
-    if residual is not None:
-        zero_action_mean(model)  # the untrained policy acts exactly as its baseline
-    return model
 
 
 STUDY_ONLY_FLAGS = ("--seed", "--backend", "--address")
