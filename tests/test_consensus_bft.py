@@ -21,8 +21,8 @@ from ceas_gym.consensus.bft import (
     masked_quantile,
     quorum_size,
 )
+from ceas_gym.consensus.ceas_protocol import CEASProtocol
 from ceas_gym.consensus.pairs import UnlimitedPairs
-from ceas_gym.consensus.protocol import CEASProtocol
 from ceas_gym.consensus.trust import TrustConfig, update_trust
 
 DOUBLE = torch.float64

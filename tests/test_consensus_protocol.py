@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ceas_gym.config import ConfigError
+from ceas_gym.consensus import CONSENSUS_PROTOCOLS, CEASConfig, CEASProtocol, ConsensusProtocol
 from ceas_gym.consensus.bft import BFTConfig
 from ceas_gym.consensus.pairs import PairProvider, ScriptedPairs, UnlimitedPairs
-from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, CEASConfig, CEASProtocol, ConsensusProtocol
 from ceas_gym.consensus.random_selection import RandomSelectionConfig, RandomSelectionProtocol
 from ceas_gym.registry import UnknownNameError
 

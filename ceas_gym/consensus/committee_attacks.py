@@ -187,6 +187,7 @@ def commit_vote(
         return None
     if consensus_message(model_hash, participants) != vote.proposed:
         raise ConfigError("model_hash/participants: do not match the consensus message the committee signed")
+
     def sign_head(text: str) -> list[str]:  # each signer binds its signature on the round to the new head
         return [hashlib.sha256(f"{signature}|{text}".encode()).hexdigest() for signature in vote.signatures]
 

@@ -89,7 +89,6 @@ from ceas_gym.consensus.gossip import Perturb, check_edges
 from ceas_gym.consensus.ledger import Ledger
 from ceas_gym.consensus.pairs import PairProvider
 from ceas_gym.consensus.protocol import (
-    CONSENSUS_PROTOCOLS,
     ConsensusRoundResult,
     Predict,
     check_params,
@@ -298,7 +297,6 @@ class _Served:
     attempted: int
 
 
-@CONSENSUS_PROTOCOLS.register("qba")
 class QBAProtocol:
     """Stake-elected committee, score-rule aggregation, QBA over QDS keys from the network, hash-chained ledger.
 

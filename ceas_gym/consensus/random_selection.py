@@ -38,7 +38,6 @@ from ceas_gym.consensus.bft import bernoulli_kl
 from ceas_gym.consensus.gossip import Perturb, check_edges
 from ceas_gym.consensus.pairs import PairProvider
 from ceas_gym.consensus.protocol import (
-    CONSENSUS_PROTOCOLS,
     ConsensusRoundResult,
     Predict,
     check_params,
@@ -79,7 +78,6 @@ def participant_count(num_nodes: int, fraction: float) -> int:
     return max(1, min(num_nodes, math.floor(fraction * num_nodes + 0.5)))
 
 
-@CONSENSUS_PROTOCOLS.register("random-selection")
 class RandomSelectionProtocol:
     """Random aggregation nodes, plain mean, no fidelity weights, no quarantine (CEAS Sec. IV baseline).
 

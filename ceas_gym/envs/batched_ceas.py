@@ -45,9 +45,10 @@ from gymnasium.vector.utils import batch_space
 
 from ceas_gym.config import ConfigError
 from ceas_gym.consensus.bft import BatchedBFTMonitor, bernoulli_kl, is_checkpoint_round
+from ceas_gym.consensus.ceas_protocol import CEASProtocol
 from ceas_gym.consensus.gossip import gossip_round
 from ceas_gym.consensus.pairs import InventoryPairs
-from ceas_gym.consensus.protocol import CEASProtocol, weighted_consensus
+from ceas_gym.consensus.protocol import weighted_consensus
 from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ceas_gym.config import check_int, check_range
-from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, CEASConfig, CEASProtocol
+from ceas_gym.consensus import CONSENSUS_PROTOCOLS, CEASConfig, CEASProtocol
 from ceas_gym.learning.attacks import ATTACKS, Attack
 from ceas_gym.network.topology import TOPOLOGIES
 
