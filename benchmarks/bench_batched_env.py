@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 import ceas_gym  # noqa: F401  (registers the environments)
-from evaluation.throughput import environment_record
+from ceas_gym.provenance import environment_record
 
 
 def measure(vector: gym.vector.VectorEnv, actions: np.ndarray, duration_s: float, warmup: int) -> float:

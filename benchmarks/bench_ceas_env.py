@@ -26,7 +26,7 @@ import torch
 
 from agents.baselines import EarliestExpiringFirst
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
-from evaluation.throughput import environment_record
+from ceas_gym.provenance import environment_record
 
 
 def load_average() -> list[float]:

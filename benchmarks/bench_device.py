@@ -26,7 +26,7 @@ import torch
 from bench_batched_env import measure  # benchmarks/ is on the path when a script in it runs
 
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
-from evaluation.throughput import environment_record
+from ceas_gym.provenance import environment_record
 
 
 def copy_steps_per_second(

@@ -21,7 +21,7 @@ import numpy as np
 
 from agents.baselines import EarliestExpiringFirst
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
-from evaluation.throughput import environment_record
+from ceas_gym.provenance import environment_record
 
 
 def make_env(num_nodes: int, mixing_steps: int) -> EntanglementSchedulingEnv:

@@ -7,15 +7,13 @@ Warm up first, pre-sample the actions so the policy costs nothing, then step for
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
-from typing import Any
 
 import gymnasium as gym
+
+from ceas_gym.provenance import environment_record
 
 
 @dataclass(frozen=True)
@@ -77,23 +75,6 @@ def measure_steps_per_second(
             resets += 1
         elapsed = clock() - start
     return Throughput(env_id, steps, elapsed, steps / elapsed, resets)
-
-
-def environment_record() -> dict[str, Any]:
-    """Versions and platform, to store beside every benchmark figure."""
-    versions = {}
-    for package in ("ceas-gym", "gymnasium", "numpy", "torch", "stable-baselines3", "networkx"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "versions": versions,
-    }
 
 
 def to_json(results: list[Throughput]) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from evaluation.throughput import environment_record
+from ceas_gym.provenance import environment_record, package_versions
 
 EXTRA_PACKAGES = ("sb3-contrib", "tensorboard", "pyyaml")
 
@@ -63,14 +63,8 @@ def claim_run_folder(log_folder: Path, env_id: str, algorithm: str = "ppo") -> P
 
 def versions_record() -> dict[str, Any]:
     """Library versions and platform (the throughput record plus the training libraries)."""
-    from importlib import metadata
-
     record = environment_record()
-    for package in EXTRA_PACKAGES:
-        try:
-            record["versions"][package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            record["versions"][package] = None
+    record["versions"].update(package_versions(EXTRA_PACKAGES))
     return record
 
 
