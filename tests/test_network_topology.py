@@ -531,3 +531,15 @@ def test_user_registered_generator_is_validated(monkeypatch):
     monkeypatch.setitem(TOPOLOGIES._entries, "broken-line", broken)
     with pytest.raises(ConfigError, match=r"attribute 'length_km' is missing"):
         build_topology(TopologyConfig(kind="broken-line", num_nodes=3), rng())
+
+
+@pytest.mark.parametrize("kind", ["ring", "grid", "complete", "star", "erdos-renyi", "waxman", "random-geometric"])
+def test_building_from_a_config_equals_validating_the_generated_graph_again(kind):
+    """build_topology skips the second validation of a generated graph; the result must not depend on that."""
+    built = build_topology(TopologyConfig(kind=kind, num_nodes=12), rng(3))
+    graph = generate_topology(kind, 12, rng(3))
+    checked = Topology.from_graph(validate_graph(graph))
+    assert built.num_nodes == checked.num_nodes
+    assert built.labels == checked.labels and built.node_hardware == checked.node_hardware
+    for name in ("edges", "length_km", "degree", "positions", "eta", "fidelity0"):
+        np.testing.assert_array_equal(getattr(built, name), getattr(checked, name), err_msg=name)
