@@ -71,20 +71,18 @@ the committee, so round 0's demand does not bound later rounds; :meth:`QBAProtoc
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import shortest_path
 
-from ceas_gym.config import ConfigError, check_choice, check_int, check_range
+from ceas_gym.config import ConfigError, check_int
 from ceas_gym.consensus.bft import bernoulli_kl
 from ceas_gym.consensus.committee import Committee, select_committee, update_stakes
+from ceas_gym.consensus.committee_routing import CommitteeRouting
+from ceas_gym.consensus.committee_transport import KeyGrant, Upload, request_keys, upload_updates
 from ceas_gym.consensus.gossip import Perturb, check_edges
 from ceas_gym.consensus.ledger import Ledger
 from ceas_gym.consensus.pairs import PairProvider
@@ -95,7 +93,15 @@ from ceas_gym.consensus.protocol import (
     load_config,
     probe_predictions,
 )
-from ceas_gym.consensus.qba import FAULT_STRATEGIES, QBAResult, run_qba
+from ceas_gym.consensus.qba import run_qba
+from ceas_gym.consensus.qba_config import QBAConfig
+from ceas_gym.consensus.qba_keys import (
+    PairBackedKeySource,
+    member_signatures,
+    model_hash,
+    qds_key_bits_per_member_pair,
+)
+from ceas_gym.consensus.qba_outcome import Agreement, QBARoundDetails
 from ceas_gym.learning.aggregators import AggregationContext, AggregationResult, score_rule
 
 __all__ = [
@@ -103,198 +109,10 @@ __all__ = [
     "QBAConfig",
     "QBAProtocol",
     "QBARoundDetails",
+    "member_signatures",
     "model_hash",
     "qds_key_bits_per_member_pair",
 ]
-
-
-@dataclass(frozen=True)
-class QBAConfig:
-    """Settings of the committee + QBA protocol.
-
-    Attributes:
-        committee_size: N_c, committee members per round (Alg. 1), >= 2.
-        committee_faulty: f_c, faulty members the QBA tolerates (multicast rounds, eq. A1), ``0 <= f_c < N_c / 2``.
-        update_faulty: f of the score rule (Alg. 2: keep ``n - f - 2`` updates), >= 0; capped at ``n - 3``.
-        initial_stake: Every node's stake at the start of an episode (stake units), > 0.
-        stake_reward: Stake gained per aggregated update of a committed block (Alg. 3: 1), >= 0.
-        stake_penalty: Stake lost per committee member of a failed round, and per detected attacker (Alg. 3: 1).
-        exclusion_penalty: Stake lost by nodes the score rule excluded in a committed round (not in Alg. 3), >= 0.
-        minimum_stake: Stake floor after every update (stake units), > 0 so a committee can always be elected.
-        hash_bits: n, the QDS hash length (bits), >= 2; one QDS operation uses ``6 n`` key bits.
-        key_bits_per_pair: Secret key bits one scheduled pair unit yields (bits per pair), > 0.
-        pairs_per_exchange: Pairs one hop of one update upload consumes (pairs), >= 1.
-        byzantine_members: Node ids that act Byzantine when elected (QBA behaviour below; never sign).
-        byzantine_strategy: Their QBA behaviour, one of :data:`~ceas_gym.consensus.qba.FAULT_STRATEGIES`.
-        probability_clip: eps of the reported divergence (probabilities clipped to ``[eps, 1 - eps]``).
-    """
-
-    committee_size: int = 4
-    committee_faulty: int = 1
-    update_faulty: int = 3
-    initial_stake: float = 10.0
-    stake_reward: float = 1.0
-    stake_penalty: float = 1.0
-    exclusion_penalty: float = 0.0
-    minimum_stake: float = 1.0
-    hash_bits: int = 64
-    key_bits_per_pair: float = 1024.0
-    pairs_per_exchange: int = 1
-    byzantine_members: tuple[int, ...] = ()
-    byzantine_strategy: str = "conflicting"
-    probability_clip: float = 1e-6
-
-    def __post_init__(self) -> None:
-        check_int("QBAConfig.committee_size", self.committee_size, 2)
-        check_int("QBAConfig.committee_faulty", self.committee_faulty, 0)
-        if 2 * self.committee_faulty >= self.committee_size:
-            raise ConfigError(
-                f"QBAConfig.committee_faulty = {self.committee_faulty} is out of range for committee_size = "
-                f"{self.committee_size}; allowed: [0, {(self.committee_size - 1) // 2}] (f_c < N_c / 2)"
-            )
-        check_int("QBAConfig.update_faulty", self.update_faulty, 0)
-        check_range("QBAConfig.initial_stake", self.initial_stake, 0.0, low_inclusive=False, finite=True)
-        check_range("QBAConfig.stake_reward", self.stake_reward, 0.0, finite=True)
-        check_range("QBAConfig.stake_penalty", self.stake_penalty, 0.0, finite=True)
-        check_range("QBAConfig.exclusion_penalty", self.exclusion_penalty, 0.0, finite=True)
-        check_range("QBAConfig.minimum_stake", self.minimum_stake, 0.0, self.initial_stake, low_inclusive=False)
-        check_int("QBAConfig.hash_bits", self.hash_bits, 2)
-        check_range("QBAConfig.key_bits_per_pair", self.key_bits_per_pair, 0.0, low_inclusive=False, finite=True)
-        check_int("QBAConfig.pairs_per_exchange", self.pairs_per_exchange, 1)
-        members = tuple(self.byzantine_members)
-        for index, member in enumerate(members):
-            check_int(f"QBAConfig.byzantine_members[{index}]", member, 0)
-        repeated = sorted({member for member in members if members.count(member) > 1})
-        if repeated:
-            raise ConfigError(
-                f"QBAConfig.byzantine_members = {members!r}: node(s) {repeated} listed more than once; allowed: "
-                "distinct node ids"
-            )
-        object.__setattr__(self, "byzantine_members", members)
-        check_choice("QBAConfig.byzantine_strategy", self.byzantine_strategy, FAULT_STRATEGIES)
-        check_range(
-            "QBAConfig.probability_clip", self.probability_clip, 0.0, 0.5, low_inclusive=False, high_inclusive=False
-        )
-
-
-def qds_key_bits_per_member_pair(committee_size: int, committee_faulty: int, hash_bits: int) -> np.ndarray:
-    """Key bits each pair of committee positions shares for one QBA (Appendix A.1-A.2), ``(N_c, N_c)`` symmetric.
-
-    The schedule is the one of :func:`~ceas_gym.consensus.qba.run_qba`: in multicast round m, for every path
-    ``(0, p_1, .., p_m)`` of distinct positions, primary ``p_m``, every forwarder i and verifier j off the path
-    (``i != j``) run one operation, which uses ``3 n`` bits shared by (primary, i) and ``3 n`` by (primary, j).
-    The entries sum to ``2 * 6 n * N_QDS`` (each operation's ``6 n`` bits counted in both triangles).
-
-    Args:
-        committee_size: N_c >= 2.
-        committee_faulty: f_c >= 0 (multicast rounds).
-        hash_bits: n (bits).
-    """
-    check_int("committee_size", committee_size, 2)
-    check_int("committee_faulty", committee_faulty, 0)
-    check_int("hash_bits", hash_bits, 2)
-    operations = np.zeros((committee_size, committee_size), dtype=np.int64)
-    others = range(1, committee_size)
-    for round_index in range(committee_faulty):
-        for middle in itertools.permutations(others, round_index):
-            path = (0, *middle)
-            outside = [member for member in others if member not in path]
-            for forwarder, verifier in itertools.permutations(outside, 2):
-                operations[path[-1], forwarder] += 1
-                operations[path[-1], verifier] += 1
-    symmetric = operations + operations.T
-    return symmetric * 3 * hash_bits
-
-
-def model_hash(params: torch.Tensor) -> str:
-    """SHA-256 (hex) of a parameter vector's float64 bytes (C order)."""
-    array = np.ascontiguousarray(params.detach().cpu().to(torch.float64).numpy())
-    return hashlib.sha256(array.tobytes()).hexdigest()
-
-
-def member_signatures(members: Sequence[int], text: str) -> list[str]:
-    """The committee members' signatures on ``text`` as the ledger records them: ``sha256("<member>|<text>")``.
-
-    The QDS exchange that authenticates the vote (Appendix A) runs before; these hex strings stand for its outcome
-    in the ledger, over the consensus message for a block and over :func:`~ceas_gym.consensus.ledger.head_message`
-    for the head.
-    """
-    return [hashlib.sha256(f"{member}|{text}".encode()).hexdigest() for member in members]
-
-
-class PairBackedKeySource:
-    """A :class:`~ceas_gym.consensus.qds.KeySource` whose bits were distilled from pairs already granted.
-
-    The round requests the key pairs from the pair provider before the agreement; this source then hands the
-    QBA its key bits (drawn from ``rng``) and reports the pairs booked. Bits drawn beyond the granted key
-    material are counted in :attr:`bits_missing` (those operations belong to key-starved members, which act
-    silent in the QBA).
-
-    Args:
-        rng: Generator of the key bits.
-        bits_available: Secret key bits the granted pairs yield (bits).
-        pairs_granted: Pairs the granted key material consumed (pairs); booked as consumed at the first draw.
-    """
-
-    def __init__(self, rng: np.random.Generator, bits_available: int, pairs_granted: int) -> None:
-        check_int("bits_available", bits_available, 0)
-        check_int("pairs_granted", pairs_granted, 0)
-        self._rng = rng
-        self.bits_available = bits_available
-        self.pairs_granted = pairs_granted
-        self.pairs_consumed = 0
-        self.bits_drawn = 0
-
-    @property
-    def bits_missing(self) -> int:
-        """Bits drawn beyond the granted key material (bits)."""
-        return max(0, self.bits_drawn - self.bits_available)
-
-    def draw(self, num_bits: int) -> np.ndarray:
-        """Return ``num_bits`` key bits as a 0/1 ``uint8`` array."""
-        check_int("num_bits", num_bits, 0)
-        self.bits_drawn += num_bits
-        self.pairs_consumed = self.pairs_granted  # the key was distilled from these pairs before the round
-        return self._rng.integers(0, 2, size=num_bits, dtype=np.uint8)
-
-
-@dataclass(frozen=True)
-class QBARoundDetails:
-    """What happened inside one round, for inspection and tests.
-
-    Attributes:
-        committee: The elected committee (leader first).
-        arrived: Nodes whose update reached the committee. ``(N,)`` bool.
-        arrival_fidelity: End-to-end Werner fidelity of each arrived update (1 for committee members, NaN for
-            updates that did not arrive). ``(N,)``.
-        aggregation: The score rule's result over the arrived nodes (indices into the arrived nodes), or None.
-        reference: The model the updates were taken relative to. ``(P,)``.
-        key_starved: Committee members without their key material (committee order).
-        qba: The agreement's result, or None when no agreement ran.
-        signatures: Members that signed the block (node ids).
-        upload_pairs_per_edge: Pairs the uploads consumed per link. ``(E,)`` int.
-        key_pairs_per_edge: Pairs the QDS key material consumed per link. ``(E,)`` int.
-    """
-
-    committee: Committee
-    arrived: np.ndarray
-    arrival_fidelity: np.ndarray
-    aggregation: AggregationResult | None
-    reference: torch.Tensor
-    key_starved: tuple[int, ...]
-    qba: QBAResult | None
-    signatures: tuple[int, ...]
-    upload_pairs_per_edge: np.ndarray
-    key_pairs_per_edge: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Served:
-    """Grants of a batch of single-link exchanges, all of which were requested."""
-
-    granted: np.ndarray
-    fidelity: np.ndarray
-    attempted: int
 
 
 class QBAProtocol:
@@ -328,14 +146,7 @@ class QBAProtocol:
             check_int("QBAConfig.byzantine_members", member, 0, num_nodes - 1)
         self.byzantine = np.zeros(num_nodes, dtype=bool)
         self.byzantine[list(config.byzantine_members)] = True
-        n, edge_count = num_nodes, self.edges.shape[0]
-        self.edge_index = np.full((n, n), -1, dtype=np.int64)
-        self.edge_index[self.edges[:, 0], self.edges[:, 1]] = np.arange(edge_count)
-        self.edge_index[self.edges[:, 1], self.edges[:, 0]] = np.arange(edge_count)
-        graph = csr_matrix((np.ones(edge_count), (self.edges[:, 0], self.edges[:, 1])), shape=(n, n))
-        distance, predecessors = shortest_path(graph, directed=False, unweighted=True, return_predecessors=True)
-        self.hops = distance  # (N, N) float hop counts, inf when disconnected
-        self.predecessors = predecessors  # [c, i]: node before i on the path from c, i.e. i's next hop toward c
+        self.routing = CommitteeRouting(num_nodes, self.edges)
         self.key_bits = qds_key_bits_per_member_pair(config.committee_size, config.committee_faulty, config.hash_bits)
         self.reset()
 
@@ -372,64 +183,16 @@ class QBAProtocol:
 
     # ------------------------------------------------------------------------------------------- routing
     def upload_routes(self, members: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each non-member's route to its nearest committee member.
-
-        Args:
-            members: Committee node ids in draw order (ties in distance go to the earlier one).
-
-        Returns:
-            ``(sources (S,), targets (S,), links (S, H))``: uploading nodes (ascending id), their committee member,
-            and the link ids of each route hop by hop, padded with -1 (H = the longest route, in hops). Nodes with
-            no path to any member are left out.
-        """
-        committee = np.asarray(members, dtype=np.int64)
-        is_member = np.zeros(self.num_nodes, dtype=bool)
-        is_member[committee] = True
-        distance = self.hops[committee]  # (C, N)
-        nearest = np.argmin(distance, axis=0)  # first minimum: earlier in the draw order
-        reachable = np.isfinite(distance.min(axis=0))
-        sources = np.flatnonzero(~is_member & reachable)
-        targets = committee[nearest[sources]]
-        length = int(distance.min(axis=0)[sources].max()) if sources.size else 0
-        links = np.full((sources.size, length), -1, dtype=np.int64)
-        position = sources.copy()
-        for hop in range(length):  # loop over hops, vectorised over the routes
-            moving = position != targets
-            following = self.predecessors[targets[moving], position[moving]]
-            links[moving, hop] = self.edge_index[position[moving], following]
-            position[moving] = following
-        return sources, targets, links
+        """Each non-member's route to its nearest committee member (see :meth:`CommitteeRouting.upload_routes`)."""
+        return self.routing.upload_routes(members)
 
     def key_paths(self, members: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Member pairs that need key material, their end-to-end pair count, and their paths' links.
 
         Returns:
-            ``(pair_positions (K, 2), pairs_needed (K,), links (K, H))``: committee positions ``a < b`` with key
-            bits, ``ceil(K_ab / key_bits_per_pair)`` end-to-end pairs, and the link ids of the shortest a-b path
-            padded with -1 (a row of all -1 with ``pairs_needed > 0`` marks an unreachable pair).
+            ``(pair_positions (K, 2), pairs_needed (K,), links (K, H))``, see :meth:`CommitteeRouting.key_paths`.
         """
-        committee = np.asarray(members, dtype=np.int64)
-        first, second = np.nonzero(np.triu(self.key_bits, k=1))
-        pair_positions = np.stack([first, second], axis=1)
-        needed = np.ceil(self.key_bits[first, second] / self.config.key_bits_per_pair - 1e-9).astype(np.int64)
-        a, b = committee[first], committee[second]
-        distance = self.hops[a, b]
-        finite = np.isfinite(distance)
-        length = int(distance[finite].max()) if finite.any() else 0
-        links = np.full((first.size, length), -1, dtype=np.int64)
-        position = np.where(finite, a, b)
-        for hop in range(length):
-            moving = position != b
-            following = self.predecessors[b[moving], position[moving]]
-            links[moving, hop] = self.edge_index[position[moving], following]
-            position[moving] = following
-        return pair_positions, needed, links
-
-    def _key_pairs_per_edge(self, needed: np.ndarray, links: np.ndarray) -> np.ndarray:
-        counts = np.zeros(self.edges.shape[0], dtype=np.int64)
-        valid = links >= 0
-        np.add.at(counts, links[valid], np.broadcast_to(needed[:, None], links.shape)[valid])
-        return counts
+        return self.routing.key_paths(members, self.key_bits, self.config.key_bits_per_pair)
 
     # -------------------------------------------------------------------------------------------- demand
     def checkpoint_due(self, round_index: int) -> bool:
@@ -455,7 +218,7 @@ class QBAProtocol:
         _, _, routes = self.upload_routes(members)
         upload = np.bincount(routes[routes >= 0], minlength=edges.shape[0]) * self.config.pairs_per_exchange
         _, needed, key_links = self.key_paths(members)
-        pairs = (upload + self._key_pairs_per_edge(needed, key_links)).astype(np.float64)
+        pairs = (upload + self.routing.pairs_per_link(needed, key_links)).astype(np.float64)
         return pairs, np.ones(edges.shape[0], dtype=np.int64)
 
     def max_demand(self) -> float:
@@ -470,86 +233,13 @@ class QBAProtocol:
         return float(uploads + int(needed.sum()))
 
     # -------------------------------------------------------------------------------------------- serving
-    def _serve_single(self, provider: PairProvider, links: np.ndarray, rank: np.ndarray, amount: int) -> _Served:
-        """Request one exchange of ``amount`` pairs per entry, one call per rank (entries of a rank: distinct)."""
-        granted = np.zeros(links.size, dtype=bool)
-        fidelity = np.full(links.size, math.nan)
-        for level in range(int(rank.max()) + 1 if rank.size else 0):
-            entries = np.flatnonzero(rank == level)
-            answer, mean_fidelity = provider.request(links[entries], amount)
-            granted[entries] = np.asarray(answer, dtype=bool)
-            fidelity[entries] = np.where(granted[entries], np.asarray(mean_fidelity, dtype=np.float64), math.nan)
-        return _Served(granted, fidelity, int(links.size))
+    def _upload(self, provider: PairProvider, members: tuple[int, ...]) -> Upload:
+        """Step 2: move every update hop by hop to its committee member (see :func:`upload_updates`)."""
+        return upload_updates(provider, self.routing, members, self.config.pairs_per_exchange)
 
-    @staticmethod
-    def _rank_within(links: np.ndarray) -> np.ndarray:
-        """Position of each entry among the earlier entries with the same link (0 for the first)."""
-        order = np.argsort(links, kind="stable")
-        sorted_links = links[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(sorted_links)) + 1]
-        group_start = np.repeat(starts, np.diff(np.r_[starts, sorted_links.size]))
-        rank = np.empty(links.size, dtype=np.int64)
-        rank[order] = np.arange(links.size) - group_start
-        return rank
-
-    def _upload(
-        self, provider: PairProvider, members: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], int, int]:
-        """Move every update hop by hop; return arrivals, fidelity, receivers, pairs per edge and exchange stats."""
-        n = self.num_nodes
-        sources, targets, routes = self.upload_routes(members)
-        amount = self.config.pairs_per_exchange
-        alive = np.ones(sources.size, dtype=bool)
-        werner = np.ones(sources.size)
-        pairs_per_edge = np.zeros(self.edges.shape[0], dtype=np.int64)
-        fidelities: list[np.ndarray] = []
-        attempted = granted_count = 0
-        for hop in range(routes.shape[1]):
-            travelling = np.flatnonzero(alive & (routes[:, hop] >= 0))
-            if travelling.size == 0:
-                continue
-            links = routes[travelling, hop]
-            served = self._serve_single(provider, links, self._rank_within(links), amount)
-            attempted += served.attempted
-            granted_count += int(served.granted.sum())
-            np.add.at(pairs_per_edge, links[served.granted], amount)
-            fidelities.append(served.fidelity[served.granted])
-            alive[travelling[~served.granted]] = False
-            werner[travelling[served.granted]] *= (4.0 * served.fidelity[served.granted] - 1.0) / 3.0
-        arrived = np.zeros(n, dtype=bool)
-        arrived[list(members)] = True
-        arrived[sources[alive]] = True
-        arrival_fidelity = np.full(n, math.nan)
-        arrival_fidelity[list(members)] = 1.0
-        arrival_fidelity[sources[alive]] = (1.0 + 3.0 * werner[alive]) / 4.0
-        receiver = np.full(n, -1, dtype=np.int64)
-        receiver[sources[alive]] = targets[alive]
-        return arrived, arrival_fidelity, receiver, pairs_per_edge, fidelities, attempted, granted_count
-
-    def _request_keys(
-        self, provider: PairProvider, members: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
-        """Request the key links; return starved positions, pairs per edge, keyed bits and exchange stats."""
-        positions, needed, links = self.key_paths(members)
-        per_edge = self._key_pairs_per_edge(needed, links)
-        wanted = np.flatnonzero(per_edge > 0)
-        link_granted = np.ones(self.edges.shape[0], dtype=bool)
-        fidelity = np.zeros(0)
-        granted_count = 0
-        for amount in np.unique(per_edge[wanted]):  # one call per distinct pair count
-            ids = wanted[per_edge[wanted] == amount]
-            answer, mean_fidelity = provider.request(ids, int(amount))
-            answer = np.asarray(answer, dtype=bool)
-            link_granted[ids] = answer
-            granted_count += int(answer.sum())
-            fidelity = np.r_[fidelity, np.asarray(mean_fidelity, dtype=np.float64)[answer]]
-        consumed = np.where(link_granted, per_edge, 0)
-        reachable = (links >= 0).any(axis=1) | (needed == 0)
-        path_ok = reachable & np.all(np.where(links >= 0, link_granted[np.maximum(links, 0)], True), axis=1)
-        starved = np.zeros(len(members), dtype=bool)
-        starved[positions[~path_ok].ravel()] = True
-        keyed_bits = int(self.key_bits[positions[path_ok, 0], positions[path_ok, 1]].sum())
-        return starved, consumed, fidelity, int(wanted.size), granted_count, keyed_bits
+    def _request_keys(self, provider: PairProvider, members: tuple[int, ...]) -> KeyGrant:
+        """Step 4's key material: request the key links (see :func:`request_keys`)."""
+        return request_keys(provider, self.routing, members, self.key_bits, self.config.key_bits_per_pair)
 
     # ---------------------------------------------------------------------------------------------- round
     def run_round(
@@ -581,7 +271,6 @@ class QBAProtocol:
         """
         del stamps, authenticated
         n = self.num_nodes
-        config = self.config
         check_params(params, n)
         check_int("round_index", round_index, 0)
         if not isinstance(rng, np.random.Generator):
@@ -589,146 +278,189 @@ class QBAProtocol:
         submitted = params.detach()
         committee = self.committee()
         members = committee.members
-
-        arrived, arrival_fidelity, receiver, upload_pairs, fidelities, attempted, granted = self._upload(
-            pair_provider, members
-        )
+        upload = self._upload(pair_provider, members)
         reference = (
             self.committed_params.to(submitted) if self.committed_params is not None else torch.zeros_like(submitted[0])
         )
-        arrived_ids = np.flatnonzero(arrived)
-        key_pairs = np.zeros(self.edges.shape[0], dtype=np.int64)
-        aggregation: AggregationResult | None = None
-        qba_result: QBAResult | None = None
-        starved_members: tuple[int, ...] = ()
-        signers: tuple[int, ...] = ()
-        committed = False
-        selected = np.zeros(n, dtype=bool)
+        arrived_ids = np.flatnonzero(upload.arrived)
         consensus = submitted.mean(dim=0) if self.committed_params is None else self.committed_params.clone()
+        aggregation: AggregationResult | None = None
+        agreement = Agreement.none(self.edges.shape[0])
+        selected = np.zeros(n, dtype=bool)
         if arrived_ids.size >= 3:
-            updates = submitted[torch.as_tensor(arrived_ids)].clone()
-            travelled = np.flatnonzero(~np.isin(arrived_ids, members))
-            if perturb is not None and travelled.size:
-                rows = torch.as_tensor(travelled)
-                fidelity = torch.as_tensor(arrival_fidelity[arrived_ids[travelled]], dtype=submitted.dtype)
-                updates[rows] = perturb(updates[rows], fidelity)
-            context = AggregationContext(
-                num_faulty=min(config.update_faulty, arrived_ids.size - 3),
-                previous_direction=self.previous_direction,
-                stakes=torch.as_tensor(self.stakes[arrived_ids], dtype=submitted.dtype),
-            )
-            aggregation = score_rule(updates - reference, None, context)
-            aggregate_params = reference + aggregation.aggregate
+            aggregation, aggregate_params = self._aggregate(submitted, reference, upload, members, perturb)
             selected[arrived_ids[aggregation.selected.cpu().numpy()]] = True
             participants = tuple(int(i) for i in np.flatnonzero(selected))
             digest = model_hash(aggregate_params)
             message = hashlib.sha256(f"{digest}|{participants}".encode()).hexdigest()
-
-            starved, key_pairs, key_fidelity, key_attempted, key_granted, keyed = self._request_keys(
-                pair_provider, members
-            )
-            attempted += key_attempted
-            granted += key_granted
-            fidelities.append(key_fidelity)
-            byzantine = self.byzantine[list(members)]
-            strategies = {int(p): config.byzantine_strategy for p in np.flatnonzero(byzantine)}
-            strategies.update({int(p): "silent" for p in np.flatnonzero(starved & ~byzantine)})
-            source = PairBackedKeySource(rng, keyed, int(key_pairs.sum()))
-            qba_result = run_qba(
-                len(members),
-                config.committee_faulty,
-                message,
-                faulty=tuple(strategies),
-                strategy=strategies,
-                rng=rng,
-                key_source=source,
-                hash_bits=config.hash_bits,
-                allow_excess_faulty=True,  # an election can seat more Byzantine or starved members than f
-            )
-            starved_members = tuple(int(members[p]) for p in np.flatnonzero(starved))
-            leader_signs = not byzantine[0] and not starved[0]
-            signing = [members[p] for p, value in qba_result.decisions.items() if value == message]
-            if leader_signs and not qba_result.leader_faulty_detected:
-                signing.insert(0, members[0])
-            signers = tuple(int(m) for m in signing)
-            committed = 2 * len(signers) > len(members)
-            detected = {int(members[p]) for p in qba_result.detected_forgers}
-            if qba_result.leader_faulty_detected:
-                detected.add(int(members[0]))
-            excluded = arrived & ~selected
-            self.stakes = update_stakes(
-                self.stakes,
-                block_accepted=committed,
-                contributors=participants,
-                committee=members,
-                detected_malicious=sorted(detected),
-                reward=config.stake_reward,
-                penalty=config.stake_penalty,
-                minimum_stake=config.minimum_stake,
-            )
-            if committed:
-                if config.exclusion_penalty > 0:
-                    self.stakes = np.maximum(self.stakes - config.exclusion_penalty * excluded, config.minimum_stake)
-                self.ledger.append(
-                    round_index,
-                    digest,
-                    participants,
-                    member_signatures(signers, message),
-                    round_index,
-                    self.stakes.tolist(),
-                    head_signer=lambda text: member_signatures(signers, text),
-                )
-                if self.committed_params is not None:
-                    self.previous_direction = (aggregate_params - self.committed_params.to(submitted)).clone()
-                self.committed_params = aggregate_params.clone()
+            agreement = self._agree(pair_provider, members, message, rng)
+            self._settle_stakes(members, participants, agreement, excluded=upload.arrived & ~selected)
+            if agreement.committed:
+                self._commit_block(round_index, digest, participants, message, agreement.signers, aggregate_params)
                 consensus = aggregate_params
         else:
-            self.stakes = update_stakes(
-                self.stakes,
-                block_accepted=False,
-                contributors=(),
-                committee=members,
-                reward=config.stake_reward,
-                penalty=config.stake_penalty,
-                minimum_stake=config.minimum_stake,
-            )
+            self._settle_stakes(members, (), agreement, excluded=np.zeros(n, dtype=bool))
+        self.last_round = QBARoundDetails(
+            committee=committee,
+            arrived=upload.arrived,
+            arrival_fidelity=upload.arrival_fidelity,
+            aggregation=aggregation,
+            reference=reference,
+            key_starved=agreement.starved_members,
+            qba=agreement.qba,
+            signatures=agreement.signers,
+            upload_pairs_per_edge=upload.pairs_per_edge,
+            key_pairs_per_edge=agreement.key_pairs_per_edge,
+        )
+        return self._round_result(submitted, consensus, predict, upload, agreement, selected)
 
+    # ------------------------------------------------------------------------------------------- phases
+    def _aggregate(
+        self,
+        submitted: torch.Tensor,
+        reference: torch.Tensor,
+        upload: Upload,
+        members: tuple[int, ...],
+        perturb: Perturb | None,
+    ) -> tuple[AggregationResult, torch.Tensor]:
+        """Step 3: the score rule over the arrived updates (transport noise on those that travelled)."""
+        arrived_ids = np.flatnonzero(upload.arrived)
+        updates = submitted[torch.as_tensor(arrived_ids)].clone()
+        travelled = np.flatnonzero(~np.isin(arrived_ids, members))
+        if perturb is not None and travelled.size:
+            rows = torch.as_tensor(travelled)
+            fidelity = torch.as_tensor(upload.arrival_fidelity[arrived_ids[travelled]], dtype=submitted.dtype)
+            updates[rows] = perturb(updates[rows], fidelity)
+        context = AggregationContext(
+            num_faulty=min(self.config.update_faulty, arrived_ids.size - 3),
+            previous_direction=self.previous_direction,
+            stakes=torch.as_tensor(self.stakes[arrived_ids], dtype=submitted.dtype),
+        )
+        aggregation = score_rule(updates - reference, None, context)
+        return aggregation, reference + aggregation.aggregate
+
+    def _agree(
+        self, pair_provider: PairProvider, members: tuple[int, ...], message: str, rng: np.random.Generator
+    ) -> Agreement:
+        """Steps 4-5: key material from the network, the QBA on ``message``, and the members' signatures."""
+        config = self.config
+        keys = self._request_keys(pair_provider, members)
+        starved, key_pairs = keys.starved, keys.pairs_per_edge
+        byzantine = self.byzantine[list(members)]
+        strategies = {int(p): config.byzantine_strategy for p in np.flatnonzero(byzantine)}
+        strategies.update({int(p): "silent" for p in np.flatnonzero(starved & ~byzantine)})
+        source = PairBackedKeySource(rng, keys.keyed_bits, int(key_pairs.sum()))
+        result = run_qba(
+            len(members),
+            config.committee_faulty,
+            message,
+            faulty=tuple(strategies),
+            strategy=strategies,
+            rng=rng,
+            key_source=source,
+            hash_bits=config.hash_bits,
+            allow_excess_faulty=True,  # an election can seat more Byzantine or starved members than f
+        )
+        leader_signs = not byzantine[0] and not starved[0]
+        signing = [members[p] for p, value in result.decisions.items() if value == message]
+        if leader_signs and not result.leader_faulty_detected:
+            signing.insert(0, members[0])
+        signers = tuple(int(m) for m in signing)
+        detected = {int(members[p]) for p in result.detected_forgers}
+        if result.leader_faulty_detected:
+            detected.add(int(members[0]))
+        return Agreement(
+            qba=result,
+            committed=2 * len(signers) > len(members),
+            signers=signers,
+            detected=tuple(sorted(detected)),
+            starved_members=tuple(int(members[p]) for p in np.flatnonzero(starved)),
+            key_pairs_per_edge=key_pairs,
+            key_fidelity=keys.fidelity,
+            attempted=keys.attempted,
+            granted=keys.granted,
+        )
+
+    def _settle_stakes(
+        self, members: tuple[int, ...], participants: tuple[int, ...], agreement: Agreement, excluded: np.ndarray
+    ) -> None:
+        """Step 6: stake rewards and penalties of the round (Alg. 3 lines 17-23, plus the exclusion penalty)."""
+        config = self.config
+        self.stakes = update_stakes(
+            self.stakes,
+            block_accepted=agreement.committed,
+            contributors=participants,
+            committee=members,
+            detected_malicious=agreement.detected,
+            reward=config.stake_reward,
+            penalty=config.stake_penalty,
+            minimum_stake=config.minimum_stake,
+        )
+        if agreement.committed and config.exclusion_penalty > 0:
+            self.stakes = np.maximum(self.stakes - config.exclusion_penalty * excluded, config.minimum_stake)
+
+    def _commit_block(
+        self,
+        round_index: int,
+        digest: str,
+        participants: tuple[int, ...],
+        message: str,
+        signers: tuple[int, ...],
+        aggregate_params: torch.Tensor,
+    ) -> None:
+        """Step 7: append the block (its head signed by the signers) and adopt the aggregate as committed."""
+        self.ledger.append(
+            round_index,
+            digest,
+            participants,
+            member_signatures(signers, message),
+            round_index,
+            self.stakes.tolist(),
+            head_signer=lambda text: member_signatures(signers, text),
+        )
+        if self.committed_params is not None:
+            self.previous_direction = (aggregate_params - self.committed_params.to(aggregate_params)).clone()
+        self.committed_params = aggregate_params.clone()
+
+    def _round_result(
+        self,
+        submitted: torch.Tensor,
+        consensus: torch.Tensor,
+        predict: Predict | None,
+        upload: Upload,
+        agreement: Agreement,
+        selected: np.ndarray,
+    ) -> ConsensusRoundResult:
+        """What the environment reads: new parameters, exchange and pair counts, fidelities, divergence."""
+        n = self.num_nodes
+        committed = agreement.committed
         new_params = consensus.unsqueeze(0).expand(n, -1).clone() if committed else submitted.clone()
         received_fidelity = np.full(n, math.nan)
+        receiver = upload.receiver
         travelled_nodes = receiver >= 0
         if travelled_nodes.any():
-            sums = np.bincount(receiver[travelled_nodes], arrival_fidelity[travelled_nodes], minlength=n)
+            fidelity = upload.arrival_fidelity[travelled_nodes]
+            sums = np.bincount(receiver[travelled_nodes], fidelity, minlength=n)
             counts = np.bincount(receiver[travelled_nodes], minlength=n)
             received_fidelity = np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
         divergence = np.full(n, math.nan)
         if predict is not None:
             predictions = probe_predictions(predict, torch.cat([submitted, consensus.unsqueeze(0)]))
-            divergence = bernoulli_kl(predictions[n], predictions[:n], config.probability_clip).cpu().numpy()
+            divergence = bernoulli_kl(predictions[n], predictions[:n], self.config.probability_clip).cpu().numpy()
+        fidelities = [*upload.fidelities, agreement.key_fidelity]
         delivered = np.concatenate(fidelities) if fidelities else np.zeros(0)
-        pairs_per_edge = upload_pairs + key_pairs
-        self.last_round = QBARoundDetails(
-            committee=committee,
-            arrived=arrived,
-            arrival_fidelity=arrival_fidelity,
-            aggregation=aggregation,
-            reference=reference,
-            key_starved=starved_members,
-            qba=qba_result,
-            signatures=signers,
-            upload_pairs_per_edge=upload_pairs,
-            key_pairs_per_edge=key_pairs,
-        )
+        pairs_per_edge = upload.pairs_per_edge + agreement.key_pairs_per_edge
         return ConsensusRoundResult(
             params=new_params,
             consensus_params=consensus,
             active=self.active.copy(),
-            quarantined=(arrived & ~selected) if committed else np.zeros(n, dtype=bool),
+            quarantined=(upload.arrived & ~selected) if committed else np.zeros(n, dtype=bool),
             readmitted=np.zeros(n, dtype=bool),
             participants=selected,
             checkpoint=True,
             committed=committed,
-            exchanges_attempted=attempted,
-            exchanges_granted=granted,
+            exchanges_attempted=upload.attempted + agreement.attempted,
+            exchanges_granted=upload.granted + agreement.granted,
             pairs_consumed=int(pairs_per_edge.sum()),
             pairs_per_edge=pairs_per_edge,
             mean_delivered_fidelity=float(delivered.mean()) if delivered.size else math.nan,
