@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from ceas_gym.learning.adjoint import loss_gradient, supports_closed_form
-from ceas_gym.learning.circuit import CircuitConfig, parameter_shift_jacobian
+from ceas_gym.learning.circuit import CircuitConfig
 from ceas_gym.learning.classifier import QuantumClassifier
+from ceas_gym.learning.parameter_shift import parameter_shift_jacobian
 from ceas_gym.learning.training import TrainingConfig, local_train
 
 

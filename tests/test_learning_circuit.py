@@ -7,15 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceas_gym.config import ConfigError
-from ceas_gym.learning.circuit import (
-    BatchedCircuit,
-    CircuitConfig,
-    cnot_ring_pairs,
-    gate_counts,
-    gather_product,
-    layer_entry_index,
-    parameter_shift_jacobian,
-)
+from ceas_gym.learning.circuit import BatchedCircuit, CircuitConfig, gate_counts
+from ceas_gym.learning.circuit_tables import cnot_ring_pairs, gather_product, layer_entry_index
+from ceas_gym.learning.parameter_shift import parameter_shift_jacobian
 from ceas_gym.learning.reference import reference_expectations, reference_parameter_shift
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from ceas_gym.config import ConfigError
-from ceas_gym.learning.circuit import CircuitConfig, parameter_shift_jacobian
+from ceas_gym.learning.circuit import CircuitConfig
 from ceas_gym.learning.classifier import InitConfig, QuantumClassifier
 from ceas_gym.learning.data import DataConfig, make_federated_data
+from ceas_gym.learning.parameter_shift import parameter_shift_jacobian
 from ceas_gym.learning.training import TrainingConfig, evaluate, local_train
 
 DOUBLE = CircuitConfig(num_qubits=3, num_layers=2, dtype="complex128")

@@ -43,15 +43,15 @@ single environments bit for bit.
 Gradients: :mod:`ceas_gym.learning.adjoint` (the loss gradient for the ``Z_0`` readout, by hand, without autograd;
 local training uses it), autograd through the fused unitary, with a closed-form backward for the layer construction
 (:class:`RealLayerFactors`: one ``D x D`` matmul per layer instead of differentiating the gathers and products),
-or :func:`parameter_shift_jacobian`, the exact two-term rule ``d<Z>/dtheta = (<Z>(theta + pi/2) -
-<Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with eigenvalues +-1/2). Tests check them
-against each other, against autograd through the construction and against a dense reference simulator.
+or :func:`~ceas_gym.learning.parameter_shift.parameter_shift_jacobian`, the exact two-term rule
+``d<Z>/dtheta = (<Z>(theta + pi/2) - <Z>(theta - pi/2)) / 2`` valid for ``RY`` and ``RZ`` (generators with
+eigenvalues +-1/2). Tests check them against each other, against autograd through the construction and against a
+dense reference simulator.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +59,15 @@ import numpy as np
 import torch
 
 from ceas_gym.config import check_choice, check_int
+from ceas_gym.learning.circuit_tables import (
+    basis_bits,
+    batch_last_kron,
+    cnot_ring_pairs,
+    encoding_index,
+    layer_phase_signs,
+    real_product_states,
+    ring_source_rows,
+)
 
 READOUTS = ("first", "all")
 COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
@@ -105,15 +114,6 @@ class CircuitConfig:
         return 2 * self.num_qubits * self.num_layers
 
 
-def cnot_ring_pairs(num_qubits: int) -> list[tuple[int, int]]:
-    """Return the (control, target) pairs of the CNOT ring, in application order."""
-    if num_qubits == 1:
-        return []
-    if num_qubits == 2:
-        return [(0, 1)]
-    return [(q, (q + 1) % num_qubits) for q in range(num_qubits)]
-
-
 def gate_counts(config: CircuitConfig) -> tuple[int, int]:
     """Return (single-qubit gates, two-qubit gates) of one circuit execution, encoding included.
 
@@ -122,142 +122,6 @@ def gate_counts(config: CircuitConfig) -> tuple[int, int]:
     single = config.num_qubits + 2 * config.num_qubits * config.num_layers
     two = config.num_layers * len(cnot_ring_pairs(config.num_qubits))
     return single, two
-
-
-def basis_bits(num_qubits: int) -> np.ndarray:
-    """Return ``(2^n, n)`` bits of every basis index, qubit 0 most significant."""
-    index = np.arange(2**num_qubits)
-    return (index[:, None] >> (num_qubits - 1 - np.arange(num_qubits))[None, :]) & 1
-
-
-def ring_source_rows(num_qubits: int) -> np.ndarray:
-    """Return ``src`` with ``(P_ring psi)[c] = psi[src[c]]`` for the CNOT ring permutation ``P_ring``."""
-    bits = basis_bits(num_qubits).copy()
-    for control, target in cnot_ring_pairs(num_qubits):
-        bits[:, target] ^= bits[:, control]
-    weights = 2 ** (num_qubits - 1 - np.arange(num_qubits))
-    image = bits @ weights  # basis state b is mapped to image[b]
-    source = np.empty_like(image)
-    source[image] = np.arange(image.size)
-    return source
-
-
-def rotation_gates(angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Return the single-qubit gates ``RZ(b) RY(a)`` for angles ``(..., 2)`` = (a, b), shape ``(..., 2, 2)``."""
-    half_a = angles[..., 0] / 2
-    half_b = angles[..., 1] / 2
-    cos_a = torch.cos(half_a).to(dtype)
-    sin_a = torch.sin(half_a).to(dtype)
-    phase_minus = torch.polar(torch.ones_like(half_b), -half_b).to(dtype)
-    phase_plus = torch.conj(phase_minus)
-    row0 = torch.stack([phase_minus * cos_a, -phase_minus * sin_a], dim=-1)
-    row1 = torch.stack([phase_plus * sin_a, phase_plus * cos_a], dim=-1)
-    return torch.stack([row0, row1], dim=-2)
-
-
-def _pairwise_kron(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """Kronecker products ``left[..., i] (x) right[..., i]`` of batched matrices ``(..., r, c)``, ``(..., r2, c2)``."""
-    rows, cols = left.shape[-2] * right.shape[-2], left.shape[-1] * right.shape[-1]
-    product = left[..., :, None, :, None] * right[..., None, :, None, :]
-    return product.reshape(*product.shape[:-4], rows, cols)
-
-
-def _batch_last_kron(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """Kronecker product of batch-last matrices: ``(r, c, batch)``, ``(r2, c2, batch)`` -> ``(r r2, c c2, batch)``."""
-    product = left[:, None, :, None] * right[None, :, None, :]
-    return product.reshape(left.shape[0] * right.shape[0], left.shape[1] * right.shape[1], -1)
-
-
-def batched_kron(gates: torch.Tensor) -> torch.Tensor:
-    """Kronecker product over the qubit axis: ``(B, n, 2, 2)`` -> ``(B, 2^n, 2^n)``, qubit 0 most significant.
-
-    While the number of factors is even, neighbours are paired in one batched product per level (a balanced tree,
-    ``log2 n`` operations for ``n`` a power of two); an odd remainder is folded in sequentially.
-    """
-    factors = gates
-    while factors.shape[1] > 1 and factors.shape[1] % 2 == 0:  # tree levels (log2 n), not nodes
-        factors = _pairwise_kron(factors[:, 0::2], factors[:, 1::2])
-    result = factors[:, 0]
-    for index in range(1, factors.shape[1]):  # odd remainder, at most n factors
-        result = _pairwise_kron(result, factors[:, index])
-    return result
-
-
-def encode_product_states(features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Encode ``(..., n)`` features as product states ``prod_q RY(x_q)|0>``, shape ``(..., 2^n)``."""
-    num_qubits = features.shape[-1]
-    index = torch.as_tensor(encoding_index(num_qubits), device=features.device)
-    return real_product_states(features, index).to(dtype)
-
-
-def encoding_index(num_qubits: int) -> np.ndarray:
-    """Return the flat index ``2 q + bit_q(c)`` into ``(n, 2)`` factor tables, shape ``(n * 2^n,)``, q-major."""
-    bits = basis_bits(num_qubits)  # (D, n)
-    return (2 * np.arange(num_qubits)[:, None] + bits.T).reshape(-1)
-
-
-def real_product_states(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Real amplitudes ``prod_q f_q[bit_q(c)]``, ``f_q = (cos(x_q/2), sin(x_q/2))``: ``(..., n)`` -> ``(..., 2^n)``.
-
-    Args:
-        features: Angles (radians), ``(..., n)``.
-        index: :func:`encoding_index` of ``n`` as a tensor on the features' device.
-    """
-    half = features / 2
-    table = torch.stack([torch.cos(half), torch.sin(half)], dim=-1).flatten(-2)  # (..., 2n)
-    return gather_product(table, index, features.shape[-1])
-
-
-def gather_product(table: torch.Tensor, index: torch.Tensor, num_factors: int) -> torch.Tensor:
-    """Return ``out[..., m] = prod_f table[..., index[f * M + m]]`` for ``M = len(index) / num_factors``.
-
-    The gather runs on the transposed, batch-last layout (:func:`column_product`), which on CPU is far cheaper than
-    gathering along the last dimension.
-
-    Args:
-        table: ``(..., K)`` values.
-        index: ``(num_factors * M,)`` long indices into the last dimension, factor-major.
-        num_factors: Number of factors multiplied per output entry.
-
-    Returns:
-        ``(..., M)`` products, contiguous.
-    """
-    batch_shape = table.shape[:-1]
-    columns = table.reshape(-1, table.shape[-1]).T.contiguous()  # (K, batch)
-    product = column_product(columns, index, num_factors)
-    return product.T.contiguous().reshape(*batch_shape, -1)  # batch-major again: matmuls need unit column stride
-
-
-def column_product(columns: torch.Tensor, index: torch.Tensor, num_factors: int) -> torch.Tensor:
-    """:func:`gather_product` in the batch-last layout: ``(K, batch)`` -> ``(M, batch)``.
-
-    ``index_select`` along dim 0 copies contiguous rows; products of several stages can stay in this layout.
-    """
-    factors = columns.index_select(0, index).unflatten(0, (num_factors, -1)).unbind(0)  # F x (M, batch)
-    product = factors[0]  # unbind, not indexing: its backward is one stack instead of F zero-filled copies
-    for factor in factors[1:]:  # loop over factors (qubits), not nodes or samples
-        product = product * factor
-    return product
-
-
-def layer_entry_index(num_qubits: int) -> np.ndarray:
-    """Flat index ``4 q + 2 bit_q(src[r]) + bit_q(c)`` into ``(n, 4)`` RY-entry tables, shape ``(n * D * D,)``.
-
-    Gathering ``(cos, -sin, sin, cos)`` of each qubit's RY angle with it and multiplying over qubits gives the real
-    factor ``Y[src[r], c]`` of the layer unitary with the CNOT ring folded into the rows (see module docstring). The
-    simulator takes the Kronecker products pairwise (:meth:`BatchedCircuit.real_layer_factors`); this one-stage index
-    is its reference.
-    """
-    bits = basis_bits(num_qubits)  # (D, n)
-    row_bits = bits[ring_source_rows(num_qubits)]  # (D, n): bits of src[r]
-    entry = 2 * row_bits.T[:, :, None] + bits.T[:, None, :]  # (n, D, D)
-    return (4 * np.arange(num_qubits)[:, None, None] + entry).reshape(-1)
-
-
-def layer_phase_signs(num_qubits: int) -> np.ndarray:
-    """Return ``-s_q(src[r]) / 2``, shape ``(n, D)``: RZ angles ``(..., n)`` @ it = phase angles of ``D[src[r]]``."""
-    bits = basis_bits(num_qubits)[ring_source_rows(num_qubits)]  # (D, n)
-    return -(1.0 - 2.0 * bits.T) / 2
 
 
 class BatchedCircuit:
@@ -336,10 +200,10 @@ class BatchedCircuit:
         batch_shape = ry_angles.shape[:-1]
         cos, sin = cos.reshape(-1, n).T, sin.reshape(-1, n).T  # (n, batch): the batch-last layout
         gates = torch.stack([cos, -sin, sin, cos], dim=1).unflatten(1, (2, 2))  # (n, 2, 2, batch): RY[row, col]
-        pairs = [gates[q] if q + 1 == n else _batch_last_kron(gates[q], gates[q + 1]) for q in range(0, n, 2)]
+        pairs = [gates[q] if q + 1 == n else batch_last_kron(gates[q], gates[q + 1]) for q in range(0, n, 2)]
         leading = pairs[0]
         for pair in pairs[1:-1]:  # loop over qubit pairs (n / 2), not nodes
-            leading = _batch_last_kron(leading, pair)
+            leading = batch_last_kron(leading, pair)
         if len(pairs) == 1:
             factors = leading.index_select(0, self._source_rows)  # (D, D, batch): Y[src[r], c]
         else:  # the last product already in the ring's row order: gather the two small tables' rows, not the result's
@@ -553,27 +417,3 @@ class RealLayerFactors(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
         (factors,) = ctx.saved_tensors
         return ctx.circuit.real_factor_angle_gradient(grad, factors), None
-
-
-def parameter_shift_jacobian(circuit: BatchedCircuit, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Exact gradient of the noise-free expectations by the two-term parameter-shift rule, batched.
-
-    Every parameter is shifted by ``+-pi/2`` in one batch of ``2 * 2nL`` circuits per node.
-
-    Args:
-        circuit: The simulator.
-        params: ``(B, L, n, 2)`` angles (radians).
-        features: ``(B, S, n)`` features (radians).
-
-    Returns:
-        ``(B, S, num_readouts, 2nL)``: ``d<Z_q>(x_s) / d theta_j`` with ``j`` the flat (row-major) parameter index.
-    """
-    batch = params.shape[0]
-    count = params[0].numel()
-    eye = torch.eye(count, dtype=params.dtype, device=params.device).reshape(count, *params.shape[1:])
-    shifts = torch.cat([eye, -eye]) * (math.pi / 2)  # (2P, L, n, 2)
-    shifted = (params[:, None] + shifts[None]).reshape(batch * 2 * count, *params.shape[1:])
-    repeated = features[:, None].expand(batch, 2 * count, *features.shape[1:]).reshape(-1, *features.shape[1:])
-    values = circuit.expectations(shifted, repeated).reshape(batch, 2, count, *features.shape[1:-1], -1)
-    derivative = (values[:, 0] - values[:, 1]) / 2  # (B, P, S, R)
-    return derivative.permute(0, 2, 3, 1)

@@ -48,10 +48,8 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from ceas_gym.learning.circuit import (
-    COMPLEX_DTYPES,
-    REAL_DTYPES,
-    CircuitConfig,
+from ceas_gym.learning.circuit import COMPLEX_DTYPES, REAL_DTYPES, CircuitConfig
+from ceas_gym.learning.circuit_tables import (
     basis_bits,
     batched_kron,
     cnot_ring_pairs,

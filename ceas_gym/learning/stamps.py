@@ -48,7 +48,8 @@ import dataclasses
 import torch
 
 from ceas_gym.config import check_range
-from ceas_gym.learning.circuit import BatchedCircuit, layer_phase_signs, ring_source_rows
+from ceas_gym.learning.circuit import BatchedCircuit
+from ceas_gym.learning.circuit_tables import layer_phase_signs, ring_source_rows
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity
 
