@@ -55,9 +55,31 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.exact import EnumeratedMDP, Transition, enumerate_mdp
+from agents.mdp import (
+    EnumeratedMDP,
+    FiniteHorizonSolution,
+    Transition,
+    backward_induction,
+    deterministic_row_weights,
+    enumerate_mdp,
+    evaluate_finite_horizon,
+    uniform_row_weights,
+)
 from agents.scheduling import SchedulingInterface
 from ceas_gym.envs.lite_config import LiteConfig
+
+__all__ = [
+    "ExactLitePolicy",
+    "FiniteHorizonSolution",
+    "LiteTinyModel",
+    "backward_induction",
+    "budget_splits",
+    "deterministic_row_weights",
+    "evaluate_finite_horizon",
+    "policy_action_indices",
+    "solve_lite",
+    "uniform_row_weights",
+]
 
 #: Stored pair ages (rounds, ascending) and pending requests ``(deadline rounds, pairs)`` in arrival order.
 LinkState = tuple[tuple[int, ...], tuple[tuple[int, int], ...]]
@@ -338,100 +360,6 @@ class LiteTinyModel:
                 sequence += 1
         queue._next_sequence = sequence
         base.round_index = round_index
-
-
-@dataclass(frozen=True)
-class FiniteHorizonSolution:
-    """Optimal finite-horizon values and a round-dependent optimal policy.
-
-    Attributes:
-        mdp: The enumerated (stationary) MDP.
-        horizon: Number of rounds H.
-        values: ``(H + 1, n_states)``: ``values[t, s]`` is the optimal expected reward of rounds ``t .. H-1``.
-        policy: ``(H, n_states)`` int: index into ``mdp.actions[s]`` of the action taken in round ``t``.
-    """
-
-    mdp: EnumeratedMDP
-    horizon: int
-    values: np.ndarray
-    policy: np.ndarray
-
-    @property
-    def initial_value(self) -> float:
-        """Expected return of the whole episode from the start distribution."""
-        return float(self.mdp.initial @ self.values[0])
-
-    def value(self, state: Any, round_index: int = 0) -> float:
-        """Optimal expected reward from ``state`` at round ``round_index`` to the end (KeyError if unreachable)."""
-        return float(self.values[round_index, self.mdp.state_index[state]])
-
-    def action(self, state: Any, round_index: int) -> Any:
-        """The optimal action in ``state`` at round ``round_index`` (KeyError if unreachable)."""
-        index = self.mdp.state_index[state]
-        row = min(max(round_index, 0), self.horizon - 1)
-        return self.mdp.actions[index][int(self.policy[row, index])]
-
-
-def backward_induction(mdp: EnumeratedMDP, horizon: int) -> FiniteHorizonSolution:
-    """Exact finite-horizon optimum: ``V_H = 0``, ``V_t = max_a (r + P V_{t+1})`` for ``t = H-1 .. 0``.
-
-    Ties go to the first best action (within a relative 1e-12).
-
-    Args:
-        mdp: The enumerated MDP (``done`` outcomes end the episode early).
-        horizon: Number of rounds H (>= 1).
-
-    Returns:
-        Values per round and a round-dependent optimal policy.
-    """
-    if horizon < 1:
-        raise ValueError(f"horizon = {horizon!r} is out of range; allowed: >= 1")
-    starts = mdp.action_offset[:-1]
-    rows = np.arange(mdp.n_rows)
-    values = np.zeros((horizon + 1, mdp.n_states))
-    policy = np.zeros((horizon, mdp.n_states), dtype=np.int64)
-    for t in range(horizon - 1, -1, -1):
-        q = mdp.expected_reward + mdp.transition_matrix @ values[t + 1]
-        best = np.maximum.reduceat(q, starts)
-        good = q >= (best - 1e-12 * np.maximum(1.0, np.abs(best)))[mdp.row_state]
-        policy[t] = np.minimum.reduceat(np.where(good, rows, mdp.n_rows), starts) - starts
-        values[t] = best
-    return FiniteHorizonSolution(mdp=mdp, horizon=horizon, values=values, policy=policy)
-
-
-def evaluate_finite_horizon(mdp: EnumeratedMDP, horizon: int, row_weights: np.ndarray) -> np.ndarray:
-    """Exact values of a stationary (possibly randomised) policy over ``horizon`` rounds.
-
-    Args:
-        mdp: The enumerated MDP.
-        horizon: Number of rounds H (>= 1).
-        row_weights: ``(n_rows,)`` probability of each state's action (sums to 1 over each state's rows).
-
-    Returns:
-        ``(H + 1, n_states)`` values: ``values[t, s]`` is the expected reward of rounds ``t .. H-1``.
-    """
-    row_weights = np.asarray(row_weights, dtype=np.float64)
-    starts = mdp.action_offset[:-1]
-    if row_weights.shape != (mdp.n_rows,) or not np.allclose(np.add.reduceat(row_weights, starts), 1.0):
-        raise ValueError("row_weights: expected (n_rows,) action probabilities summing to 1 per state")
-    values = np.zeros((horizon + 1, mdp.n_states))
-    for t in range(horizon - 1, -1, -1):
-        q = mdp.expected_reward + mdp.transition_matrix @ values[t + 1]
-        values[t] = np.add.reduceat(row_weights * q, starts)
-    return values
-
-
-def deterministic_row_weights(mdp: EnumeratedMDP, action_index: np.ndarray) -> np.ndarray:
-    """One-hot row weights of a deterministic policy given as an action index per state."""
-    weights = np.zeros(mdp.n_rows)
-    weights[mdp.action_offset[:-1] + np.asarray(action_index, dtype=np.int64)] = 1.0
-    return weights
-
-
-def uniform_row_weights(mdp: EnumeratedMDP) -> np.ndarray:
-    """Row weights of the policy choosing uniformly among each state's actions."""
-    counts = np.diff(mdp.action_offset)
-    return 1.0 / counts[mdp.row_state]
 
 
 def policy_action_indices(model: LiteTinyModel, mdp: EnumeratedMDP, env: gym.Env, policy: Any) -> np.ndarray:
