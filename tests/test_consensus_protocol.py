@@ -189,3 +189,45 @@ def test_ceas_rounds_are_reproducible_bit_for_bit():
         np.testing.assert_array_equal(first.divergence, second.divergence)
         np.testing.assert_array_equal(first.active, second.active)
         assert first.exchanges_skipped == first.exchanges_attempted - first.exchanges_granted
+
+
+RING = np.array([[0, 1], [1, 2], [2, 3], [0, 3]])
+
+
+@pytest.mark.parametrize("name", ["ceas", "random-selection", "qba"])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": torch.zeros(3, 6)}, r"params: expected a tensor of shape \(4, P\), got torch.Size\(\[3, 6\]\)"),
+        ({"params": torch.zeros(4, 6, dtype=torch.int64)}, "params: expected a floating-point tensor"),
+        ({"round_index": -1}, "round_index"),
+        ({"round_index": 1.5}, "round_index"),
+    ],
+)
+def test_every_protocol_checks_a_rounds_inputs_the_same_way(name, change, message):
+    protocol = CONSENSUS_PROTOCOLS.get(name)(4, RING, None if name != "qba" else {"committee_size": 3})
+    inputs = {"params": torch.zeros(4, 6, dtype=torch.float64), "round_index": 0} | change
+    with pytest.raises(ConfigError, match=message):
+        protocol.run_round(
+            inputs["params"],
+            np.ones(4),
+            probe_predict,
+            UnlimitedPairs(),
+            inputs["round_index"],
+            np.random.default_rng(0),
+        )
+
+
+@pytest.mark.parametrize("name", ["random-selection", "qba"])
+def test_protocols_that_draw_refuse_a_round_without_a_generator(name):
+    protocol = CONSENSUS_PROTOCOLS.get(name)(4, RING, None if name != "qba" else {"committee_size": 3})
+    with pytest.raises(ConfigError, match=r"rng: expected a numpy\.random\.Generator, got int"):
+        protocol.run_round(torch.zeros(4, 6, dtype=torch.float64), np.ones(4), probe_predict, UnlimitedPairs(), 0, 7)
+
+
+def test_the_deterministic_ceas_protocol_needs_no_generator():
+    protocol = CEASProtocol(4, RING)
+    result = protocol.run_round(
+        torch.zeros(4, 6, dtype=torch.float64), np.ones(4), probe_predict, UnlimitedPairs(), 0, None
+    )
+    assert result.params.shape == (4, 6)

@@ -35,7 +35,7 @@ from ceas_gym.consensus.pairs import PairProvider
 from ceas_gym.consensus.protocol import (
     ConsensusRoundResult,
     Predict,
-    check_params,
+    check_round_inputs,
     load_config,
     probe_predictions,
     weighted_consensus,
@@ -159,10 +159,9 @@ class CEASProtocol:
         Returns:
             The :class:`ConsensusRoundResult`.
         """
-        del rng
         n = self.num_nodes
-        check_params(params, n)
-        check_int("round_index", round_index, 0)
+        check_round_inputs(params, n, round_index, rng, uses_rng=False)
+        del rng
         if predict is None:
             raise ConfigError("predict: the ceas protocol needs a probe-set predictor")
         submitted = params.detach()

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from ceas_gym.config import ConfigError, from_dict
+from ceas_gym.config import ConfigError, check_int, from_dict
 from ceas_gym.consensus.gossip import Perturb
 from ceas_gym.consensus.pairs import PairProvider
 from ceas_gym.registry import Registry
@@ -134,6 +134,27 @@ def check_params(params: torch.Tensor, num_nodes: int) -> None:
         raise ConfigError(f"params: expected a tensor of shape ({num_nodes}, P), got {getattr(params, 'shape', None)}")
     if not torch.is_floating_point(params):
         raise ConfigError(f"params: expected a floating-point tensor, got {params.dtype}")
+
+
+def check_round_inputs(
+    params: torch.Tensor, num_nodes: int, round_index: int, rng: Any, *, uses_rng: bool = True
+) -> None:
+    """The checks every protocol's ``run_round`` makes on its inputs, in one place.
+
+    Args:
+        params: Submitted parameters, a float tensor ``(num_nodes, P)``.
+        num_nodes: The protocol's N.
+        round_index: The round, an int >= 0.
+        rng: The round's generator; must be a :class:`numpy.random.Generator` when ``uses_rng``.
+        uses_rng: Whether the protocol draws from ``rng`` (a deterministic protocol accepts anything).
+
+    Raises:
+        ConfigError: Naming the input and what is allowed.
+    """
+    check_params(params, num_nodes)
+    check_int("round_index", round_index, 0)
+    if uses_rng and not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
 
 
 def probe_predictions(predict: Predict, rows: torch.Tensor) -> torch.Tensor:

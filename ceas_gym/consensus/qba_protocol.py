@@ -89,7 +89,7 @@ from ceas_gym.consensus.pairs import PairProvider
 from ceas_gym.consensus.protocol import (
     ConsensusRoundResult,
     Predict,
-    check_params,
+    check_round_inputs,
     load_config,
     probe_predictions,
 )
@@ -271,10 +271,7 @@ class QBAProtocol:
         """
         del stamps, authenticated
         n = self.num_nodes
-        check_params(params, n)
-        check_int("round_index", round_index, 0)
-        if not isinstance(rng, np.random.Generator):
-            raise ConfigError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        check_round_inputs(params, n, round_index, rng)
         submitted = params.detach()
         committee = self.committee()
         members = committee.members
