@@ -7,7 +7,7 @@ seed, and steps them in alternating blocks with the same pre-sampled actions. It
 time per step of each.
 
 git worktree add /tmp/base <commit>
-python benchmarks/ab_batched_step.py --base /tmp/base --copies 64 --threads 2 --blocks 30
+python benchmarks/tools/ab_batched_step.py --base /tmp/base --copies 64 --threads 2 --blocks 30
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-THIS_TREE = Path(__file__).resolve().parent.parent
+THIS_TREE = Path(__file__).resolve().parents[2]
 
 
 def load_env(root: Path, args: argparse.Namespace) -> Any:

@@ -10,7 +10,7 @@ the local round; probe predictions inside the checkpoint), so the rows do not ad
 boundary, so each phase is charged its own GPU time. ``--batch-streams shared`` takes the per-round draws of all
 copies from one stream (:class:`~ceas_gym.envs.ceas_config.CEASEnvConfig`'s ``batch_streams``).
 
-python benchmarks/profile_batched_step.py --env ceas_gym/EntanglementScheduling-Small-v0 --copies 64
+python benchmarks/tools/profile_batched_step.py --env ceas_gym/EntanglementScheduling-Small-v0 --copies 64
 """
 
 from __future__ import annotations
