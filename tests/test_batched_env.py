@@ -31,11 +31,13 @@ def assert_same_observation(batched: dict, singles: list[dict]) -> None:
             assert_same_value(key, single[key], batched[key][copy], copy)
 
 
-def run_side_by_side(steps: int, seeds: list[int] = SEEDS, **overrides) -> None:
+def run_side_by_side(steps: int, seeds: list[int] = SEEDS, batch_streams: str = "per-copy", **overrides) -> None:
     """Step E single envs (EEF actions) and the batched env with the same actions; compare every output."""
     singles = [EntanglementSchedulingEnv(preset="small", **SHORT, **overrides) for _ in seeds]
     policies = [EarliestExpiringFirst(env) for env in singles]
-    batched = BatchedEntanglementSchedulingEnv(len(seeds), preset="small", **SHORT, **overrides)
+    batched = BatchedEntanglementSchedulingEnv(
+        len(seeds), preset="small", batch_streams=batch_streams, **SHORT, **overrides
+    )
     assert singles[0].instance.byzantine.any()  # attacks (with their noise draws) are part of the comparison
     states = [env.reset(seed=seed) for env, seed in zip(singles, seeds, strict=True)]
     observation, _ = batched.reset(seed=seeds)

@@ -16,8 +16,8 @@ data, initial parameters, attack noise, transport noise). With the same seeds an
 trajectories of ``num_envs`` single environments (``tests/test_batched_env.py`` checks observations, rewards and
 infos: the discrete state exactly, and the loss, stamps and ``mean_delivered_fidelity`` to float32 rounding, since a
 batch of one and a batch of E run products of different shapes, whose kernels a CPU picks by shape).
-Those per-round draws are a Python loop over the copies; with ``batch_streams="shared"`` (a
-:class:`CEASEnvConfig` field) all copies take them from the first copy's generators in one call each instead:
+Those per-round draws are a Python loop over the copies; with ``batch_streams="shared"`` (an option of this class,
+not of :class:`CEASEnvConfig`) all copies take them from the first copy's generators in one call each instead:
 faster with hundreds of copies, still seeded and deterministic, but the copies no longer reproduce single
 environments (resets still draw each copy's data and initial parameters from its own stream).
 
@@ -43,7 +43,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ceas_gym.config import ConfigError
+from ceas_gym.config import ConfigError, check_choice
 from ceas_gym.consensus.bft import BatchedBFTMonitor, bernoulli_kl, is_checkpoint_round
 from ceas_gym.consensus.ceas_protocol import CEASProtocol
 from ceas_gym.consensus.gossip import gossip_round
@@ -62,6 +62,9 @@ from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import evaluate, local_train
 from ceas_gym.learning.transport import receive
 
+BATCH_STREAMS = ("per-copy", "shared")
+"""Choices of :class:`BatchedEntanglementSchedulingEnv`'s ``batch_streams``."""
+
 
 class BatchedEntanglementSchedulingEnv(VectorEnv):
     """``num_envs`` CEAS environments in lock-step (see the module docstring).
@@ -72,10 +75,16 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         config: An explicit :class:`CEASEnvConfig` instead of the preset.
         max_episode_steps: Truncate episodes after this many rounds if fewer than ``max_rounds`` (what
             ``gymnasium.make``'s ``TimeLimit`` does for a single environment; ``make_vec`` passes the registered value).
+        batch_streams: Where the per-round draws (generation successes, attack and transport noise) come from:
+            ``"per-copy"``, each copy's own generators, so copy ``i`` reproduces a single environment seeded like it
+            (the default); or ``"shared"``, the first copy's generators for all copies, one call per draw instead of
+            one per copy (faster with many copies; copies stay seeded and independent but no longer reproduce single
+            environments). An option of the batch only: a single environment has one stream.
         **overrides: :class:`CEASEnvConfig` fields, as for the single environment.
 
     Raises:
-        ConfigError: On ``num_envs < 1``, a protocol other than ``ceas`` or a render mode.
+        ConfigError: On ``num_envs < 1``, an unknown ``batch_streams``, a protocol other than ``ceas`` or a render
+            mode.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -86,10 +95,13 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         preset: str = "small",
         config: CEASEnvConfig | None = None,
         max_episode_steps: int | None = None,
+        batch_streams: str = "per-copy",
         **overrides: Any,
     ) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ConfigError(f"num_envs = {num_envs!r}: expected an integer >= 1")
+        check_choice("batch_streams", batch_streams, BATCH_STREAMS)
+        self.batch_streams = batch_streams
         if overrides.get("render_mode") is not None:
             raise ConfigError("render_mode: the batched environment does not render; use a single environment")
         overrides.pop("render_mode", None)
@@ -136,7 +148,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
 
         self.np_randoms: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self.generators = [torch.Generator(device="cpu") for _ in range(num_envs)]
-        self.shared_streams = self.config.batch_streams == "shared"
+        self.shared_streams = batch_streams == "shared"
         self._allocate_state()
 
     # ------------------------------------------------------------------------------------------ state

@@ -139,10 +139,6 @@ class CEASRewardConfig:
             check_range(f"CEASRewardConfig.{name}", getattr(self, name), 0.0, finite=True)
 
 
-BATCH_STREAMS = ("per-copy", "shared")
-"""Choices of :attr:`CEASEnvConfig.batch_streams`."""
-
-
 @dataclass(frozen=True)
 class CEASEnvConfig:
     """Everything that defines a CEAS learning environment.
@@ -164,11 +160,6 @@ class CEASEnvConfig:
         invalid_action: As in the Lite environment.
         flatten_observation: Return one flat Box (for MlpPolicy).
         instance_seed: Seed of the instance (graph, tau_c per link, which nodes are Byzantine).
-        batch_streams: Where the batched environment's per-round draws (generation successes, attack and transport
-            noise) come from: ``"per-copy"``, each copy's own generators, so copy ``i`` reproduces a single
-            environment seeded like it (the default); or ``"shared"``, the first copy's generators for all copies,
-            one call per draw instead of one per copy (faster with many copies; copies stay seeded and independent
-            but no longer reproduce single environments). A single environment has one stream and ignores it.
     """
 
     topology: TopologyConfig = field(default_factory=lambda: TopologyConfig(kind="waxman", num_nodes=10))
@@ -184,7 +175,6 @@ class CEASEnvConfig:
     invalid_action: InvalidActionRule = "clip"
     flatten_observation: bool = False
     instance_seed: int = 0
-    batch_streams: str = "per-copy"
 
     def __post_init__(self) -> None:
         if self.links.hardware != LinkConfig().hardware:
@@ -205,7 +195,6 @@ class CEASEnvConfig:
         check_choice("CEASEnvConfig.serving_order", self.serving_order, ("agent", "oldest-first", "freshest-first"))
         check_choice("CEASEnvConfig.invalid_action", self.invalid_action, ("clip", "raise"))
         check_int("CEASEnvConfig.instance_seed", self.instance_seed, 0)
-        check_choice("CEASEnvConfig.batch_streams", self.batch_streams, BATCH_STREAMS)
 
 
 CEAS_PRESETS: Registry[CEASEnvConfig] = Registry("CEAS preset")
