@@ -53,6 +53,7 @@ from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 from ceas_gym.envs.ceas_config import CEASEnvConfig
+from ceas_gym.envs.ceas_outputs import RoundStats, round_infos, round_reward
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.learning.attacks import grouped_standard_normal
@@ -302,27 +303,20 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         attempted = gossip.attempted_per_edge.reshape(e, links).sum(1)
         granted = gossip.granted_per_edge.reshape(e, links).sum(1)
         endpoints_fidelity = _per_copy_fidelity(gossip, self.union.edges, e, links)
-        step_stats = {
-            "attempts": attempts.reshape(e, links).sum(1),
-            "generated": generated,
-            "expired": expired.reshape(e, links).sum(1),
-            "overflow": overflow.reshape(e, links).sum(1),
-            "attempted": attempted,
-            "granted": granted,
-            "consumed": consumed,
-            "mean_delivered_fidelity": endpoints_fidelity,
-            "checkpoint": checkpoint,
-            "committed": committed,
-        }
-        infos = self._infos(step_stats)
-        weights = config.reward
-        rewards = (
-            weights.accuracy * self.accuracy
-            + weights.accuracy_gain * (self.accuracy - previous_accuracy)
-            + weights.exchanges * infos["exchanges_granted_fraction"]
-            - weights.wasted * infos["wasted"]
-            - weights.attempt * infos["attempts"] / max(config.budget, 1)
+        stats = RoundStats(
+            attempts=attempts.reshape(e, links).sum(1),
+            generated=generated,
+            expired=expired.reshape(e, links).sum(1),
+            overflow=overflow.reshape(e, links).sum(1),
+            attempted=attempted,
+            granted=granted,
+            consumed=consumed,
+            mean_delivered_fidelity=endpoints_fidelity,
+            checkpoint=checkpoint,
+            committed=committed,
         )
+        infos = self._infos(stats)
+        rewards = round_reward(config.reward, self.accuracy, previous_accuracy, infos, config.budget)
         truncated = self.round_index >= self.horizon
         terminated = np.zeros(e, dtype=bool)
         observation = self._observation()
@@ -334,7 +328,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             infos["_final_info"] = truncated.copy()
             self._reset_copies(done, [None] * done.size)
             observation = self._observation()
-        return observation, rewards.astype(np.float64), terminated, truncated, infos
+        return observation, rewards, terminated, truncated, infos
 
     def _generate_pairs(self, attempts: np.ndarray) -> np.ndarray:
         """Successful generations per link of every copy, ``(num_envs x links,)``.
@@ -488,47 +482,20 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
             return np.concatenate([value.reshape(e, -1) for value in observation.values()], axis=1)
         return observation
 
-    def _infos(self, stats: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    def _infos(self, stats: RoundStats | None) -> dict[str, Any]:
         """The single environment's info keys as ``(num_envs,)`` arrays (gymnasium's vector info layout)."""
-        e = self.num_envs
-        zeros = np.zeros(e, dtype=np.int64)
-        stats = stats or {
-            "attempts": zeros, "generated": zeros, "expired": zeros, "overflow": zeros, "attempted": zeros,
-            "granted": zeros, "consumed": zeros, "mean_delivered_fidelity": np.zeros(e),
-            "checkpoint": np.zeros(e, dtype=bool), "committed": np.zeros(e, dtype=bool),
-        }  # fmt: skip
-        active = self.active
-        byzantine = self.instance.byzantine
-        honest = ~byzantine
-        quarantined = ~active
-        with np.errstate(invalid="ignore", divide="ignore"):
-            utilisation = np.where(
-                self.generated_total > 0, self.consumed_total / np.maximum(self.generated_total, 1), 0.0
-            )
-            granted_fraction = np.where(
-                stats["attempted"] > 0, stats["granted"] / np.maximum(stats["attempted"], 1), 0.0
-            )
-        infos = {
-            "round": self.round_index.copy(),
-            "accuracy": self.accuracy.copy(),
-            "loss": self.loss.copy(),
-            "utilisation": utilisation,
-            "isolation_rate": quarantined[:, byzantine].mean(1) if byzantine.any() else np.zeros(e),
-            "false_quarantine_rate": quarantined[:, honest].mean(1) if honest.any() else np.zeros(e),
-            "active_nodes": active.sum(1),
-            "exchanges_granted_fraction": granted_fraction,
-            "requests_missed": stats["attempted"] - stats["granted"],
-            "pairs_expired": stats["expired"],
-            "wasted": stats["expired"] + stats["overflow"],
-            "attempts": stats["attempts"],
-            "generated": stats["generated"],
-            "consumed": stats["consumed"],
-            "mean_delivered_fidelity": np.nan_to_num(stats["mean_delivered_fidelity"], nan=0.0),
-            "checkpoint": stats["checkpoint"],
-            "committed": stats["committed"],
-        }
+        infos: dict[str, Any] = round_infos(
+            stats if stats is not None else RoundStats.empty(self.num_envs),
+            round_index=self.round_index,
+            accuracy=self.accuracy,
+            loss=self.loss,
+            generated_total=self.generated_total,
+            consumed_total=self.consumed_total,
+            active=self.active,
+            byzantine=self.instance.byzantine,
+        )
         for key in list(infos):
-            infos[f"_{key}"] = np.ones(e, dtype=bool)
+            infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
         return infos
 
 

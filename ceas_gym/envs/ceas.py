@@ -9,28 +9,17 @@ from gymnasium import spaces
 
 from ceas_gym.config import ConfigError
 from ceas_gym.consensus.pairs import InventoryPairs
-from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS, ConsensusRoundResult
+from ceas_gym.consensus.protocol import CONSENSUS_PROTOCOLS
 from ceas_gym.envs.base import SchedulingEnv
 from ceas_gym.envs.ceas_config import CEAS_PRESETS, CEASEnvConfig
+from ceas_gym.envs.ceas_outputs import INFO_METRICS, RoundStats, info_row, round_infos, round_reward
 from ceas_gym.envs.distributed_training import DistributedTraining
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.link_layer import LinkLayer
 from ceas_gym.envs.observation import box, link_state, link_state_spaces
 
-INFO_METRICS = (
-    "accuracy",
-    "loss",
-    "utilisation",
-    "isolation_rate",
-    "false_quarantine_rate",
-    "active_nodes",
-    "exchanges_granted_fraction",
-    "requests_missed",
-    "pairs_expired",
-    "wasted",
-)
-"""Scalar info keys every CEAS environment reports each step (also logged by the training tools)."""
+__all__ = ["INFO_METRICS", "EntanglementSchedulingEnv"]
 
 
 class EntanglementSchedulingEnv(SchedulingEnv):
@@ -217,7 +206,7 @@ class EntanglementSchedulingEnv(SchedulingEnv):
         self._reset_trackers()
         self._accuracy, self._loss = self.training.evaluate(self.training.params[0])
         self._start_episode()
-        return self._observation(), self._info(None, 0, 0, 0, 0)
+        return self._observation(), info_row(self._infos(RoundStats.empty(1)))
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
         """Run one round: generate, train, attack, stamp, consensus over the pairs, evaluate, age."""
@@ -249,47 +238,39 @@ class EntanglementSchedulingEnv(SchedulingEnv):
         self._generated_total += int(generated.sum())
         self._consumed_total += int(result.pairs_consumed)
         self.round_index += 1
-        info = self._info(result, int(attempts.sum()), int(generated.sum()), int(expired.sum()), int(overflow.sum()))
-        weights = self.config.reward
-        reward = (
-            weights.accuracy * self._accuracy
-            + weights.accuracy_gain * (self._accuracy - previous_accuracy)
-            + weights.exchanges * info["exchanges_granted_fraction"]
-            - weights.wasted * info["wasted"]
-            - weights.attempt * info["attempts"] / max(self.config.budget, 1)
+        stats = RoundStats(
+            attempts=np.array([attempts.sum()], dtype=np.int64),
+            generated=np.array([generated.sum()], dtype=np.int64),
+            expired=np.array([expired.sum()], dtype=np.int64),
+            overflow=np.array([overflow.sum()], dtype=np.int64),
+            attempted=np.array([result.exchanges_attempted], dtype=np.int64),
+            granted=np.array([result.exchanges_granted], dtype=np.int64),
+            consumed=np.array([result.pairs_consumed], dtype=np.int64),
+            mean_delivered_fidelity=np.array([result.mean_delivered_fidelity], dtype=np.float64),
+            checkpoint=np.array([result.checkpoint], dtype=bool),
+            committed=np.array([result.committed], dtype=bool),
         )
+        infos = self._infos(stats)
+        reward = round_reward(
+            self.config.reward, infos["accuracy"], np.array([previous_accuracy]), infos, self.config.budget
+        )
+        info = info_row(infos)
         truncated = self.round_index >= self.config.max_rounds
         self._end_episode_if(truncated)
-        return self._observation(), float(reward), False, truncated, info
+        return self._observation(), float(reward[0]), False, truncated, info
 
-    def _info(
-        self, result: ConsensusRoundResult | None, attempts: int, generated: int, expired: int, overflow: int
-    ) -> dict[str, Any]:
-        byzantine = self.instance.byzantine
-        quarantined = ~self.protocol.active
-        honest = ~byzantine
-        attempted = result.exchanges_attempted if result is not None else 0
-        granted = result.exchanges_granted if result is not None else 0
-        fidelity = result.mean_delivered_fidelity if result is not None else float("nan")
-        return {
-            "round": self.round_index,
-            "accuracy": self._accuracy,
-            "loss": self._loss,
-            "utilisation": self._consumed_total / self._generated_total if self._generated_total else 0.0,
-            "isolation_rate": float(quarantined[byzantine].mean()) if byzantine.any() else 0.0,
-            "false_quarantine_rate": float(quarantined[honest].mean()) if honest.any() else 0.0,
-            "active_nodes": int(self.protocol.active.sum()),
-            "exchanges_granted_fraction": granted / attempted if attempted else 0.0,
-            "requests_missed": attempted - granted,
-            "pairs_expired": expired,
-            "wasted": expired + overflow,
-            "attempts": attempts,
-            "generated": generated,
-            "consumed": int(result.pairs_consumed) if result is not None else 0,
-            "mean_delivered_fidelity": 0.0 if np.isnan(fidelity) else float(fidelity),
-            "checkpoint": bool(result.checkpoint) if result is not None else False,
-            "committed": bool(result.committed) if result is not None else False,
-        }
+    def _infos(self, stats: RoundStats) -> dict[str, np.ndarray]:
+        """This environment's info as a batch of one (:func:`~ceas_gym.envs.ceas_outputs.round_infos`)."""
+        return round_infos(
+            stats,
+            round_index=np.array([self.round_index]),
+            accuracy=np.array([self._accuracy]),
+            loss=np.array([self._loss]),
+            generated_total=np.array([self._generated_total]),
+            consumed_total=np.array([self._consumed_total]),
+            active=np.asarray(self.protocol.active, dtype=bool)[None, :],
+            byzantine=self.instance.byzantine,
+        )
 
     def _render_header(self) -> str:
         quarantined = np.flatnonzero(~self.protocol.active).tolist()
