@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.profiler import profile
 
-from ceas_gym.envs.batched_ceas import evaluate_rows, predict_rows
+from ceas_gym.envs.batched_rows import evaluate_rows, predict_rows
 from ceas_gym.learning.adjoint import loss_gradient
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.stamps import qfi_trace_score

@@ -26,10 +26,8 @@ same :meth:`step`, its last observation and info go to ``info["final_obs"]`` / `
 ``info["_final_obs"]``), and the returned observation is the first of its new episode. The copies are reseeded
 on autoreset from their own ``np_random`` streams (a reset without a seed continues the stream, as a single env's
 does). Use :class:`~ceas_gym.envs.batched_sb3.BatchedVecEnv` to train stable-baselines3 on it, or
-``gymnasium.make_vec(env_id, num_envs=64, vectorization_mode="vector_entry_point")`` for the two CEAS ids.
-
-Only the ``ceas`` protocol is batched (``random-selection`` and ``qba`` raise a ConfigError); rendering is not
-supported.
+``gymnasium.make_vec(env_id, num_envs=64, vectorization_mode="vector_entry_point")`` for the two CEAS ids. Only the
+``ceas`` protocol is batched (``random-selection`` and ``qba`` raise a ConfigError); rendering is not supported.
 """
 
 from __future__ import annotations
@@ -51,16 +49,18 @@ from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.consensus.protocol import weighted_consensus
 from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.actions import decode_schedule
+from ceas_gym.envs.batched_rows import evaluate_rows, per_copy_fidelity, predict_rows
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 from ceas_gym.envs.ceas_config import CEASEnvConfig
 from ceas_gym.envs.ceas_outputs import RoundStats, round_infos, round_reward
 from ceas_gym.envs.instance import disjoint_union
 from ceas_gym.envs.link_layer import LinkLayer
+from ceas_gym.envs.vector_helpers import copy_seeds, reset_mask, select_rows
 from ceas_gym.learning.attacks import grouped_standard_normal
 from ceas_gym.learning.data import make_federated_data
 from ceas_gym.learning.sampling import standard_normal
 from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
-from ceas_gym.learning.training import evaluate, local_train
+from ceas_gym.learning.training import local_train
 from ceas_gym.learning.transport import receive
 
 BATCH_STREAMS = ("per-copy", "shared")
@@ -227,9 +227,9 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
 
         ``options={"reset_mask": mask}`` resets only the copies where the ``(num_envs,)`` bool mask is True.
         """
-        seeds = _copy_seeds(seed, self.num_envs)
+        seeds = copy_seeds(seed, self.num_envs)
         copies = np.arange(self.num_envs)
-        mask = _reset_mask(options, self.num_envs)
+        mask = reset_mask(options, self.num_envs)
         if mask is not None:
             copies = np.flatnonzero(mask)
             seeds = [seeds[i] for i in copies]
@@ -302,7 +302,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
 
         attempted = gossip.attempted_per_edge.reshape(e, links).sum(1)
         granted = gossip.granted_per_edge.reshape(e, links).sum(1)
-        endpoints_fidelity = _per_copy_fidelity(gossip, self.union.edges, e, links)
+        endpoints_fidelity = per_copy_fidelity(gossip, self.union.edges, e, links)
         stats = RoundStats(
             attempts=attempts.reshape(e, links).sum(1),
             generated=generated,
@@ -322,7 +322,7 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         observation = self._observation()
         if truncated.any():
             done = np.flatnonzero(truncated)
-            infos["final_obs"] = _select_rows(observation, done, e)
+            infos["final_obs"] = select_rows(observation, done, e)
             infos["_final_obs"] = truncated.copy()
             infos["final_info"] = {key: value.copy() for key, value in infos.items() if not key.startswith("final")}
             infos["_final_info"] = truncated.copy()
@@ -497,78 +497,3 @@ class BatchedEntanglementSchedulingEnv(VectorEnv):
         for key in list(infos):
             infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
         return infos
-
-
-# ------------------------------------------------------------------------------------------------- helpers
-def _copy_seeds(seed: int | list[int | None] | None, copies: int) -> list[int | None]:
-    """Per-copy seeds: ``s`` -> ``s, s + 1, ...``; a list as given; None -> all None."""
-    if seed is None:
-        return [None] * copies
-    if isinstance(seed, int | np.integer):
-        return [int(seed) + i for i in range(copies)]
-    seeds = list(seed)
-    if len(seeds) != copies:
-        raise ConfigError(f"seed: expected an int or {copies} seeds, got {len(seeds)}")
-    return seeds
-
-
-def _reset_mask(options: dict[str, Any] | None, copies: int) -> np.ndarray | None:
-    """``options["reset_mask"]`` as a ``(copies,)`` bool array, or None when absent.
-
-    Raises:
-        ConfigError: If the mask does not have one entry per copy.
-    """
-    mask = (options or {}).get("reset_mask")
-    if mask is None:
-        return None
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != (copies,):
-        raise ConfigError(f"options['reset_mask']: expected a bool array of shape ({copies},)")
-    return mask
-
-
-def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``P(class 1)`` of each parameter row on its own probe features: ``(B, P), (B, S, n) -> (B, S)``.
-
-    Also returns the rows' circuit unitaries (:meth:`BatchedCircuit.stacked_unitary`, ``(B, 2D, D)``), which a row's
-    results do not depend on the batch of, so a later evaluation of the same rows can reuse them.
-    """
-    rows = rows.detach().to(model.dtype)
-    with torch.no_grad():
-        stacked = model.circuit.stacked_unitary(model.split(rows)[0])
-        return torch.sigmoid(model.logits(rows, features, stacked_unitary=stacked)), stacked
-
-
-def evaluate_rows(
-    model: Any,
-    rows: torch.Tensor,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    stacked_unitary: torch.Tensor | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Test accuracy and loss (nats) of row ``i`` on test set ``i``: ``(B, P), (B, S, n), (B, S)``.
-
-    ``stacked_unitary`` passes the rows' circuit unitaries when already built (from :func:`predict_rows`).
-    """
-    result = evaluate(model, rows, features, labels, stacked_unitary=stacked_unitary)
-    return result.accuracy.double().cpu().numpy(), result.loss.double().cpu().numpy()
-
-
-def _per_copy_fidelity(gossip: Any, edges: np.ndarray, copies: int, links: int) -> np.ndarray:
-    """Mean fidelity of the pairs of all granted exchanges of each copy (NaN where none)."""
-    del edges
-    granted = gossip.granted_per_edge.reshape(copies, links).sum(1)
-    fidelity_sum = gossip.fidelity_sum_per_edge.reshape(copies, links).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(granted > 0, fidelity_sum / np.maximum(granted, 1), np.nan)
-
-
-def _select_rows(observation: Any, rows: np.ndarray, copies: int) -> Any:
-    """The observation of each copy as an object array (``None`` where the copy did not finish)."""
-    selected = np.full(copies, None, dtype=object)
-    for row in rows:
-        if isinstance(observation, dict):
-            selected[row] = {key: value[row].copy() for key, value in observation.items()}
-        else:
-            selected[row] = observation[row].copy()
-    return selected

@@ -36,7 +36,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ceas_gym.config import ConfigError
-from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv, _copy_seeds, _reset_mask
+from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
+from ceas_gym.envs.vector_helpers import copy_seeds, reset_mask
 
 
 def shard_sizes(num_envs: int, workers: int) -> list[int]:
@@ -163,8 +164,8 @@ class ShardedBatchedEnv(VectorEnv):
 
         ``options={"reset_mask": mask}`` resets only the copies where the ``(num_envs,)`` bool mask is True.
         """
-        seeds = _copy_seeds(seed, self.num_envs)
-        mask = _reset_mask(options, self.num_envs)
+        seeds = copy_seeds(seed, self.num_envs)
+        mask = reset_mask(options, self.num_envs)
         for shard, connection in enumerate(self._connections):
             rows = slice(self.offsets[shard], self.offsets[shard + 1])
             connection.send(("reset", (seeds[rows], None if mask is None else mask[rows])))
