@@ -137,3 +137,14 @@ def test_no_import_circle(project_graph) -> None:
 def test_arrows_point_down_the_layers_only(project_graph) -> None:
     """Eager and lazy imports alike: a lazy import up a layer is still a dependency up a layer."""
     assert upward_arrows(list(project_graph.edges())) == []
+
+
+MAX_LINES = 500
+"""One job per file (DESIGN.md, the house style): no module of the package folders is longer than this."""
+
+
+def test_no_module_is_longer_than_the_house_limit(project_graph) -> None:
+    lengths = {
+        module: len(path.read_text(encoding="utf-8").splitlines()) for module, path in project_graph.files.items()
+    }
+    assert {module: lines for module, lines in lengths.items() if lines > MAX_LINES} == {}
