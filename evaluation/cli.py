@@ -43,7 +43,7 @@ from ceas_gym.config import ConfigError
 from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.plots import plot_bars, plot_over_rounds, unique_in_order
 from evaluation.runner import BACKENDS, EpisodeResult, make_tasks, run_tasks
-from evaluation.statistics import mean_ci95
+from evaluation.statistics import mean_ci95, paired_comparison
 from training.hyperparams import HyperparameterError, parse_key_values
 from training.ray_backend import RayUnavailableError
 from training.run_folder import env_name
@@ -184,8 +184,9 @@ def paired_markdown(episodes: Sequence[dict[str, Any]], metrics: Sequence[str], 
         rows = [row for row in episodes if row["env"] == env_id]
         present = ["return", *[metric for metric in metrics if any(metric in row for row in rows)]]
         reference = {row["seed"]: row for row in rows if row["policy"] == baseline}
-        lines += [f"### {env_id}: difference from {baseline}", "", "| policy | seeds | " + " | ".join(present) + " |"]
-        lines.append("|---|---|" + "---|" * len(present))
+        header = "| policy | seeds | " + " | ".join(present) + " | p (return) |"
+        lines += [f"### {env_id}: difference from {baseline}", "", header]
+        lines.append("|---|---|" + "---|" * (len(present) + 1))
         for policy in unique_in_order([row["policy"] for row in rows if row["policy"] != baseline]):
             pairs = [
                 (row, reference[row["seed"]]) for row in rows if row["policy"] == policy and row["seed"] in reference
@@ -196,10 +197,15 @@ def paired_markdown(episodes: Sequence[dict[str, Any]], metrics: Sequence[str], 
                 else "-"
                 for m in present
             ]
-            lines.append(f"| {policy} | {len(pairs)} | " + " | ".join(cells) + " |")
+            test = paired_comparison(
+                np.array([mine["return"] for mine, _ in pairs]), np.array([base["return"] for _, base in pairs])
+            )
+            p_cell = "-" if math.isnan(test.p_value) else f"{test.p_value:.2g}"
+            lines.append(f"| {policy} | {len(pairs)} | " + " | ".join(cells) + f" | {p_cell} |")
         lines.append("")
     lines.append(
-        f"Mean ± half-width of the 95 % Student-t confidence interval of the per-seed difference from {baseline}."
+        f"Mean ± half-width of the 95 % Student-t confidence interval of the per-seed difference from {baseline}; "
+        "p: two-sided paired t-test of the return (scipy.stats.ttest_rel)."
     )
     return "\n".join(lines) + "\n"
 

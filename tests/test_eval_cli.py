@@ -205,6 +205,8 @@ def test_paired_differences_by_hand() -> None:
     # Accuracy differences 0.1, 0, 0.1: mean 0.0667, std 0.0577, half-width 4.303 * 0.0577 / sqrt(3) = 0.1434.
     assert "### e: difference from base" in text
     assert "| new | 3 | 2 ± 2.5 | 0.06667 ± 0.14 |" in text
+    # Paired t = 2 / (1 / sqrt(3)) = 3.464 with 2 dof: two-sided p = 1 - t / sqrt(t^2 + 2) = 0.0742 (closed form).
+    assert "| new | 3 | 2 ± 2.5 | 0.06667 ± 0.14 | 0.074 |" in text
     assert "| base |" not in text
 
 
