@@ -4,22 +4,9 @@ The generators live in :mod:`ceas_gym.network.generators`, the canonical form an
 :mod:`ceas_gym.network.graphs`, files in :mod:`ceas_gym.network.graph_files`; this module re-exports their public
 names, so ``from ceas_gym.network.topology import TOPOLOGIES, validate_graph, load_graph`` keeps working.
 
-A topology is an undirected, connected :class:`networkx.Graph` whose nodes are quantum processors and whose edges
-are fibre links. After :func:`validate_graph` every graph follows one convention:
-
-* **Nodes** are ``0 .. N-1``. They are numbered in the *natural order* of the original labels: integers by value;
-  strings by a digit-aware order in which runs of digits compare as numbers (``"n2" < "n10"``, ``"2" < "10"``);
-  ties (e.g. ``3`` and ``"3"``) by type name, then ``repr``. The original label is kept in the node attribute
-  ``label`` (unless the node already carries a ``label`` attribute, which is kept as it is).
-* **Edges** are stored and iterated in lexicographic order of ``(u, v)`` with ``u < v``; that order is the link
-  index used by every array of the simulator (:class:`Topology`).
-* **Edge attributes**: ``length_km`` (required; fibre length in km, finite and > 0), ``eta`` (optional;
-  non-fibre link efficiency, a probability in (0, 1]), ``fidelity0`` (optional; Werner fidelity of a fresh pair, in
-  (0.25, 1]). Numeric strings (as some GraphML writers produce) are converted to floats.
-* **Node attributes**: ``pos`` (optional; ``(x, y)`` in km, for drawing and for geometric generators),
-  ``hardware`` (optional; the name of a registered :data:`~ceas_gym.network.hardware.HARDWARE_PROFILES` entry).
-  Either every node has ``pos`` or none; with none, nodes are placed on a circle whose radius is the median link
-  length (drawing only). Other attributes are kept unchanged and not used by the simulator.
+A topology is an undirected, connected graph in the canonical form of :func:`validate_graph` (nodes ``0 .. N-1``,
+edges in ``(u, v)`` order, validated attributes; the convention is spelled out in :mod:`ceas_gym.network.graphs`).
+:class:`Topology` is its array view, with the edge order as the link index of every simulator array.
 
 Every bad input raises :class:`~ceas_gym.config.ConfigError` naming the node, edge, attribute or parameter and the
 allowed values.
