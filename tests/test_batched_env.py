@@ -11,6 +11,7 @@ from gymnasium import spaces
 import ceas_gym  # noqa: F401
 from agents.baselines import EarliestExpiringFirst
 from ceas_gym.config import ConfigError
+from ceas_gym.consensus import CONSENSUS_PROTOCOLS
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
 from ceas_gym.envs.batched_sb3 import BatchedVecEnv, make_batched_vec_env
 from ceas_gym.envs.ceas import EntanglementSchedulingEnv
@@ -70,6 +71,28 @@ def test_copies_follow_single_environments_exactly_through_autoreset() -> None:
 
 def test_copies_follow_single_environments_under_another_attack_and_without_transport_noise() -> None:
     run_side_by_side(steps=7, learning={"attack": "scaling", "transport_noise": False})
+
+
+BUILT_IN_PROTOCOLS = sorted(CONSENSUS_PROTOCOLS.names())  # collected before any test registers a plug-in
+
+
+@pytest.mark.parametrize("protocol", BUILT_IN_PROTOCOLS)
+def test_copies_follow_single_environments_for_every_registered_protocol(protocol: str) -> None:
+    """Every protocol runs in the batched round (batched phase or per copy), copy ``i`` the single env ``i``."""
+    run_side_by_side(steps=7, protocol=protocol)
+
+
+@pytest.mark.parametrize("protocol", BUILT_IN_PROTOCOLS)
+def test_make_vec_gives_the_batched_environment_for_every_protocol(protocol: str) -> None:
+    envs = gym.make_vec(
+        "ceas_gym/EntanglementScheduling-Small-v0", num_envs=2, vectorization_mode="vector_entry_point",
+        protocol=protocol,
+    )  # fmt: skip
+    assert isinstance(envs.unwrapped, BatchedEntanglementSchedulingEnv)
+    assert envs.unwrapped.config.protocol == protocol
+    observation, _ = envs.reset(seed=0)
+    observation, rewards, *_ = envs.step(envs.action_space.sample())
+    assert envs.observation_space.contains(observation) and rewards.shape == (2,)
 
 
 def test_shared_streams_with_one_copy_are_the_single_environment() -> None:
@@ -194,7 +217,6 @@ def test_sb3_adapter_reports_episodes_and_terminal_observations() -> None:
     ("kwargs", "message"),
     [
         ({"num_envs": 0}, "num_envs = 0"),
-        ({"num_envs": 2, "protocol": "random-selection"}, "runs the 'ceas' protocol only"),
         ({"num_envs": 2, "max_episode_steps": 0}, "max_episode_steps = 0"),
         ({"num_envs": 2, "render_mode": "ansi"}, "does not render"),
         ({"num_envs": 2, "unknown_key": 1}, "unknown key 'unknown_key'"),
@@ -258,10 +280,11 @@ def test_batched_divergence_and_per_row_evaluation_equal_separate_calls() -> Non
     assert torch.equal(batched[1], bernoulli_kl(consensus[1], nodes[1]))
     env = EntanglementSchedulingEnv(preset="small")
     env.reset(seed=0)
-    model, training = env.training.model, env.training
-    rows = training.params[:2]
-    features = torch.stack([training.test_features, training.test_features.flip(0)])
-    labels = torch.stack([training.test_labels, training.test_labels.flip(0)])
+    model, state = env.round.model, env.round  # the round holds the parameters and data (a batch of one)
+    test_features, test_labels = state.test_features[0], state.test_labels[0]
+    rows = state.params[:2]
+    features = torch.stack([test_features, test_features.flip(0)])
+    labels = torch.stack([test_labels, test_labels.flip(0)])
     together = evaluate(model, rows, features, labels)
     alone = evaluate(model, rows[1], features[1], labels[1])
     assert together.accuracy[1] == alone.accuracy[0] and together.loss[1] == alone.loss[0]

@@ -74,7 +74,7 @@ def test_info_reports_every_documented_metric_and_pairs_are_conserved():
     assert sum(info["generated"] for info in infos) == inventory.generated.sum()
     assert sum(info["consumed"] for info in infos) == inventory.consumed.sum()
     assert infos[-1]["utilisation"] == pytest.approx(inventory.consumed.sum() / inventory.generated.sum())
-    quarantined = ~env.protocol.active
+    quarantined = ~env.active  # the round holds the per-round state of batched protocols (env.active)
     byzantine = env.instance.byzantine
     assert infos[-1]["isolation_rate"] == pytest.approx(quarantined[byzantine].mean())
     assert infos[-1]["false_quarantine_rate"] == pytest.approx(quarantined[~byzantine].mean())
@@ -171,7 +171,7 @@ def test_cuda_learning_layer_follows_the_cpu_trajectory(dtype, tolerance):
     envs = [EntanglementSchedulingEnv(preset="small", learning=kwargs) for kwargs in learning]
     policies = [EarliestExpiringFirst(env) for env in envs]
     states = [env.reset(seed=3) for env in envs]  # (observation, info) pairs
-    assert envs[1].training.params.device.type == "cuda"
+    assert envs[1].round.params.device.type == "cuda"
     for _ in range(8):
         states = [env.step(policy.act(*state[:2])) for env, policy, state in zip(envs, policies, states, strict=True)]
         (cpu_obs, _, _, _, cpu_info), (gpu_obs, _, _, _, gpu_info) = states

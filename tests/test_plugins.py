@@ -114,6 +114,51 @@ def test_plugin_topology_attack_protocol_are_registered(example_on_path: None) -
     assert protocol_class(4, edges, {"mixing_steps": 3}).mixing_steps == 3
 
 
+def test_a_plugin_protocol_runs_per_copy_in_the_batched_round_and_its_copies_are_single_envs(
+    example_on_path: None,
+) -> None:
+    from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
+    from ceas_gym.envs.ceas import EntanglementSchedulingEnv
+    from ceas_gym.envs.round_consensus import PerCopyConsensus
+
+    load_plugins()
+    settings = {
+        "protocol": "example-single-gossip",
+        "protocol_config": {"example-single-gossip": {"bft": {"min_active": 5}}},
+        "max_rounds": 4,
+    }
+    batched = BatchedEntanglementSchedulingEnv(2, preset="small", **settings)
+    assert isinstance(batched.round.consensus, PerCopyConsensus)  # a subclass of ceas is not batched as ceas
+    singles = [EntanglementSchedulingEnv(preset="small", **settings) for _ in range(2)]
+    observation, _ = batched.reset(seed=[4, 5])
+    for env, seed in zip(singles, (4, 5), strict=True):
+        env.reset(seed=seed)
+    actions = np.random.default_rng(0).random((3, 2, *batched.single_action_space.shape)).astype(np.float32)
+    for step_actions in actions:
+        observation, rewards, *_ = batched.step(step_actions)
+        for copy, env in enumerate(singles):
+            single_observation, reward, *_ = env.step(step_actions[copy])
+            assert reward == rewards[copy]
+            assert np.array_equal(single_observation["inventory"], observation["inventory"][copy])
+            assert np.array_equal(single_observation["quarantined"], observation["quarantined"][copy])
+
+
+def test_a_protocol_without_the_common_interface_is_refused_naming_what_it_lacks() -> None:
+    from ceas_gym.envs.ceas import EntanglementSchedulingEnv
+
+    class NoRound:
+        name = "no-round"
+
+        def __init__(self, num_nodes, edges, config) -> None:
+            self.active = np.ones(num_nodes, dtype=bool)
+
+        def reset(self) -> None: ...
+
+    CONSENSUS_PROTOCOLS.add("no-round", NoRound)  # the autouse fixture undoes the registration
+    with pytest.raises(ConfigError, match=r"'no-round': lacks run_round, expected_demand, trust"):
+        EntanglementSchedulingEnv(preset="small", protocol="no-round")
+
+
 def test_ceas_env_runs_with_plugin_protocol_and_attack(example_on_path: None) -> None:
     from ceas_gym.envs.ceas import EntanglementSchedulingEnv
 

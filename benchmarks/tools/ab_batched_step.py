@@ -1,13 +1,15 @@
-"""Old against new: the batched CEAS step of another source tree and of this one, timed in one process, alternating.
+"""Old against new: the CEAS step of another source tree and of this one, timed in one process, alternating.
 
 On a shared machine the speed drifts by 10 % or more within minutes, so two runs one after the other compare the
 machine more than the code. This script imports ``ceas_gym`` from ``--base`` (for example a ``git worktree`` of an
 older commit) and from this checkout, builds one :class:`BatchedEntanglementSchedulingEnv` of each with the same
 seed, and steps them in alternating blocks with the same pre-sampled actions. It prints the best and the median
-time per step of each.
+time per step of each, and the ratio of the medians. ``--single`` times the single environment instead (one
+copy, ``EntanglementSchedulingEnv``); ``--protocol`` picks the consensus protocol.
 
 git worktree add /tmp/base <commit>
 python benchmarks/tools/ab_batched_step.py --base /tmp/base --copies 64 --threads 2 --blocks 30
+python benchmarks/tools/ab_batched_step.py --base /tmp/base --single --preset paper --threads 2 --blocks 30
 """
 
 from __future__ import annotations
@@ -32,16 +34,30 @@ def load_env(root: Path, args: argparse.Namespace) -> Any:
         del sys.modules[name]  # the other tree's modules stay alive through the objects built from them
     sys.path.insert(0, str(root))
     try:
-        module = importlib.import_module("ceas_gym.envs.batched_ceas")
+        module = importlib.import_module("ceas_gym.envs.ceas" if args.single else "ceas_gym.envs.batched_ceas")
     finally:
         sys.path.pop(0)
     if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
         raise SystemExit(f"--base {root}: imported ceas_gym from {module.__file__} instead; is it a source tree?")
-    env = module.BatchedEntanglementSchedulingEnv(
-        args.copies, args.preset, learning={"torch_threads": args.threads}, max_episode_steps=args.horizon
-    )
+    settings = {"learning": {"torch_threads": args.threads}, "protocol": args.protocol}
+    if args.single:
+        env = module.EntanglementSchedulingEnv(args.preset, max_rounds=args.horizon, **settings)
+    else:
+        env = module.BatchedEntanglementSchedulingEnv(
+            args.copies, args.preset, max_episode_steps=args.horizon, **settings
+        )
     env.reset(seed=args.seed)
     return env
+
+
+def step(env: Any, action: np.ndarray, single: bool) -> None:
+    """One step; a single environment is reset when its episode ends (the batched one resets itself)."""
+    if single:
+        *_, truncated, _ = env.step(action)
+        if truncated:
+            env.reset()
+    else:
+        env.step(action)
 
 
 def main() -> None:
@@ -55,6 +71,8 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=8, help="steps per block (a multiple of qfi_every = 4)")
     parser.add_argument("--horizon", type=int, default=100, help="episode length in rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--single", action="store_true", help="time the single environment (one copy)")
+    parser.add_argument("--protocol", default="ceas", help="consensus protocol")
     args = parser.parse_args()
     if not (args.base / "ceas_gym").is_dir():
         parser.error(f"--base {str(args.base)!r}: no ceas_gym/ package there")
@@ -64,19 +82,22 @@ def main() -> None:
     actions = np.random.default_rng(args.seed).random((args.block_steps, *space.shape)).astype(space.dtype)
     for env in envs.values():  # warm-up: caches, allocator, first QFI refresh
         for action in actions:
-            env.step(action)
+            step(env, action, args.single)
     seconds: dict[str, list[float]] = {name: [] for name in envs}
     for _ in range(args.blocks):  # alternate, so both see the same drift of the machine
         for name, env in envs.items():
             start = time.perf_counter()
             for action in actions:
-                env.step(action)
+                step(env, action, args.single)
             seconds[name].append((time.perf_counter() - start) / len(actions))
+    copies = 1 if args.single else args.copies
     for name, values in seconds.items():
         print(
-            f"{name}: {args.preset} x {args.copies}, best {1000 * min(values):.1f} ms, "
+            f"{name}: {args.preset} x {copies} ({args.protocol}), best {1000 * min(values):.1f} ms, "
             f"median {1000 * statistics.median(values):.1f} ms per step ({args.blocks} blocks of {args.block_steps})"
         )
+    ratio = statistics.median(seconds["this"]) / statistics.median(seconds["base"])
+    print(f"this / base median step time: {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The batched round's per-row learning outputs: probe predictions, test evaluation and delivered fidelity per copy.
+"""The batched round's per-row outputs: probe predictions, test evaluation, and per-copy means of link counts.
 
 A row is one node of one copy (or one copy's consensus model); each row is evaluated on its own features, so a
 row's result does not depend on the batch it is in.
@@ -13,7 +13,7 @@ import torch
 
 from ceas_gym.learning.training import evaluate
 
-__all__ = ["evaluate_rows", "per_copy_fidelity", "predict_rows"]
+__all__ = ["evaluate_rows", "mean_per_copy", "predict_rows"]
 
 
 def predict_rows(model: Any, rows: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,10 +43,7 @@ def evaluate_rows(
     return result.accuracy.double().cpu().numpy(), result.loss.double().cpu().numpy()
 
 
-def per_copy_fidelity(gossip: Any, edges: np.ndarray, copies: int, links: int) -> np.ndarray:
-    """Mean fidelity of the pairs of all granted exchanges of each copy (NaN where none)."""
-    del edges
-    granted = gossip.granted_per_edge.reshape(copies, links).sum(1)
-    fidelity_sum = gossip.fidelity_sum_per_edge.reshape(copies, links).sum(1)
+def mean_per_copy(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``sums / counts`` per copy, NaN where a copy counted nothing (e.g. mean delivered fidelity, ``(E,)``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(granted > 0, fidelity_sum / np.maximum(granted, 1), np.nan)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
