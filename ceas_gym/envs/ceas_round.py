@@ -117,6 +117,16 @@ class CEASRound:
         self.generated_total = np.zeros(e, dtype=np.int64)
         self.consumed_total = np.zeros(e, dtype=np.int64)
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
+        self._demand: tuple[np.ndarray, np.ndarray] | None = None
+
+    def demand(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs the coming round requests per link ``(E, L)`` and their deadline ``(E, L)``.
+
+        Computed once per state: the observation that shows it and the round that then requests it share it.
+        """
+        if self._demand is None:
+            self._demand = self.consensus.demand(self.round_index)
+        return self._demand
 
     @property
     def active(self) -> np.ndarray:
@@ -150,6 +160,7 @@ class CEASRound:
             self.pair_fidelity[nodes] = 1.0
         copies = np.asarray(copies, dtype=np.intp)
         self.consensus.reset(copies)
+        self._demand = None
         for state in (self.round_index, self.generated_total, self.consumed_total):
             state[copies] = 0
         self.stamps[copies] = 1.0
@@ -178,7 +189,7 @@ class CEASRound:
         _, overflow = self.layer.inventory.add(successes)
         submitted = self._local_round()
         stamps = self._stamps(submitted)
-        requested, _ = self.consensus.demand(self.round_index)
+        requested, _ = self.demand()
         transport = None
         if self.learning.transport_noise:
             receiver = self.learning.transport_receiver
@@ -197,6 +208,7 @@ class CEASRound:
                 transport=transport,
             )
         )
+        self._demand = None  # the consensus changed the protocol's state (quarantine, stakes, ledger)
         self._adopt(outcome.params, outcome.received_fidelity)
         expired = self.layer.inventory.age_one_round()
 
@@ -304,7 +316,7 @@ class CEASRound:
         """Every copy's observation, ``(E, ...)`` float32 per key, in the observation space's key order."""
         e, links = self.copies, self.num_links
         inventory = self.layer.inventory
-        demand, deadline = self.consensus.demand(self.round_index)
+        demand, deadline = self.demand()
         instance = self.instance
         observation = {
             "inventory": inventory.lifetime_histogram(self.lifetime_bins).reshape(e, links, -1),

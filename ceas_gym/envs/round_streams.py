@@ -11,7 +11,6 @@ copies). Resets always draw each copy's data and parameters from its own stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -70,28 +69,26 @@ class CopyStreams:
         draws = [rng.binomial(row, probability) for rng, row in zip(self.np_randoms, rows, strict=True)]
         return np.concatenate(draws).astype(np.int64)
 
-    def grouped_normal(self, like: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
-        """``N(0, 1)`` noise shaped like ``like``: copy ``c``'s next ``sizes[c]`` rows from its generator."""
-        if self.shared:
-            return standard_normal(like, self.generators[0])
-        return grouped_standard_normal(like, sizes, self.generators)
-
     def transport(self, copy_of_message: np.ndarray, receiver: str) -> Perturb:
         """The transport-noise hook for messages belonging to copies ``copy_of_message`` ``(M,)``.
 
         Each copy's noise is drawn for its messages in their order (what that copy alone draws), then scattered
-        back to the messages' positions.
+        back to the messages' positions where the copies' messages are interleaved (gossip's senders, then
+        receivers).
         """
-        order = np.argsort(copy_of_message, kind="stable")
+        grouped_in_order = self.shared or self.copies == 1 or bool(np.all(np.diff(copy_of_message) >= 0))
+        order = None if grouped_in_order else np.argsort(copy_of_message, kind="stable")
         sizes = np.bincount(copy_of_message, minlength=self.copies).tolist()
 
         def perturb(messages: torch.Tensor, fidelity: torch.Tensor) -> torch.Tensor:
-            grouped = self.grouped_normal(messages, sizes)
-            if self.shared:
-                noise = grouped
+            if self.shared or self.copies == 1:
+                noise = standard_normal(messages, self.generators[0])
             else:
-                noise = torch.empty_like(grouped)
-                noise[torch.as_tensor(order, device=grouped.device)] = grouped
+                noise = grouped_standard_normal(messages, sizes, self.generators)
+            if order is not None:  # scatter each copy's block back to its messages' positions
+                scattered = torch.empty_like(noise)
+                scattered[torch.as_tensor(order, device=noise.device)] = noise
+                noise = scattered
             return receive(messages, fidelity.to(messages.dtype), noise, receiver)
 
         return perturb
