@@ -4,7 +4,7 @@ Example::
 
     python -m evaluation.results_doc --out docs/results.md \
         --env ceas_gym/EntanglementScheduling-Lite-v0 --policies eef greedy random \
-        --models logs/ppo/EntanglementScheduling-Lite-v0_1/best_model/best_model.zip --seeds 0-9 --workers 2
+        --models logs/ppo/ceas_gym-EntanglementScheduling-Lite-v0_1/best_model/best_model.zip --seeds 0-9 --workers 2
 
 The page holds: the command that made it, the UTC time, versions and platform, the evaluation summary (mean ±
 95 % CI over the seeds), links to the plots, the environment throughput and PPO's rollout-vs-update time split.

@@ -324,7 +324,8 @@ def test_ceas_train_runs_on_the_batched_environment(tmp_path, capsys) -> None:
     argv = ["--env", "ceas_gym/EntanglementScheduling-Small-v0", "-n", "128", "--n-envs", "4", "--vec-env", "batched"]
     argv += ["--hyperparams", "n_steps:32", "batch_size:64", "n_epochs:1", "--eval-freq", "0", "-f", str(tmp_path)]
     assert train_main([*argv, "--no-progress", "--verbose", "0"]) == 0
-    assert (tmp_path / "ppo" / "EntanglementScheduling-Small-v0_1" / "final_model.zip").is_file()
+    run = tmp_path / "ppo" / "ceas_gym-EntanglementScheduling-Small-v0_1"
+    assert (run / "ceas_gym-EntanglementScheduling-Small-v0.zip").is_file()
     with pytest.raises(SystemExit) as exit_:
         train_main(["--env", "ceas_gym/EntanglementScheduling-Lite-v0", "--vec-env", "batched", "-f", str(tmp_path)])
     assert exit_.value.code == 2 and "--vec-env batched: available for" in capsys.readouterr().err

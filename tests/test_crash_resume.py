@@ -87,7 +87,7 @@ def test_runs_killed_at_ten_points_resume_to_exactly_the_requested_steps(tmp_pat
     killed_in_writes = 0
     for index, (kind, value) in enumerate(KILL_POINTS):
         logs = tmp_path / f"logs_{index}"
-        run = logs / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+        run = logs / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
         process = subprocess.Popen(
             [*COMMAND, "-f", str(logs)], cwd=repository, env=environment, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -101,7 +101,7 @@ def test_runs_killed_at_ten_points_resume_to_exactly_the_requested_steps(tmp_pat
         assert resumed.returncode == 0, (kind, value, resumed.stderr[-2000:])
         choice = find_checkpoint(run / "checkpoints", needs_normalizer=True)
         assert choice.num_timesteps == TOTAL and not choice.skipped, (kind, value, choice)
-        with zipfile.ZipFile(run / "final_model.zip") as archive:
+        with zipfile.ZipFile(run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip") as archive:
             assert json.loads(archive.read("data"))["num_timesteps"] == TOTAL
         records = [json.loads(path.read_text()) for path in (run / "checkpoints").glob("*_steps.json")]
         steps = sorted(record["num_timesteps"] for record in records)

@@ -201,7 +201,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logs = tmp_path_factory.mktemp("logs")
     argv = ["--env", TINY, "-n", "256", "-f", str(logs), "--seed", "1", "--eval-freq", "0", "--save-freq", "64"]
     assert train_main([*argv, *FAST]) == 0
-    return logs / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+    return logs / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
 
 
 def test_resume_falls_back_past_a_truncated_record_and_a_broken_zip(finished_run: Path, tmp_path: Path, capsys):

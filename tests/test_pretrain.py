@@ -75,21 +75,22 @@ def test_warm_start_clones_the_expert_and_is_recorded(tmp_path: Path) -> None:
     cloned = ["pretrain:{policy: eef, timesteps: 1000, epochs: 40, batch_size: 64, learning_rate: 0.003}"]
     assert main([*common, "-f", str(tmp_path / "plain"), "--hyperparams", *fast]) == 0
     assert main([*common, "-f", str(tmp_path / "warm"), "--hyperparams", *fast, *cloned]) == 0
-    plain = tmp_path / "plain" / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
-    warm = tmp_path / "warm" / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+    plain = tmp_path / "plain" / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
+    warm = tmp_path / "warm" / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
     assert not (plain / "pretrain.json").exists()
     record = json.loads((warm / "pretrain.json").read_text())
     assert record["policy"] == "eef"
     assert record["demonstration_steps"] == 1000
     assert record["config"]["epochs"] == 40
     # The cloned policy acts much closer to EEF than the untrained one, on episodes it never saw.
-    plain_gap = np.mean([_expert_gap(plain / "final_model.zip", seed) for seed in (100, 101)])
-    warm_gap = np.mean([_expert_gap(warm / "final_model.zip", seed) for seed in (100, 101)])
+    model_name = "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip"
+    plain_gap = np.mean([_expert_gap(plain / model_name, seed) for seed in (100, 101)])
+    warm_gap = np.mean([_expert_gap(warm / model_name, seed) for seed in (100, 101)])
     assert warm_gap < 0.1 * plain_gap
     # The Gaussian's noise is set to the configured log std.
     from stable_baselines3 import PPO
 
-    model = PPO.load(warm / "final_model.zip")
+    model = PPO.load(warm / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip")
     np.testing.assert_allclose(model.policy.log_std.detach().numpy(), -1.5)
 
 
@@ -104,7 +105,8 @@ def test_bound_margin_fits_entries_at_a_bound_beyond_it(tmp_path: Path) -> None:
     )
     assert main([*common, cloned, "-f", str(tmp_path)]) == 0
     student = make_policy(
-        str(tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1" / "final_model.zip"), gym.make(TINY)
+        str(tmp_path / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1" / f"{TINY.replace('/', '-')}.zip"),
+        gym.make(TINY),
     )
     env, expert = gym.make(TINY), make_policy("eef", gym.make(TINY))
     observation, info = env.reset(seed=100)

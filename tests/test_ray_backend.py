@@ -50,7 +50,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def policy_weights(run: Path) -> dict[str, torch.Tensor]:
     from stable_baselines3 import PPO
 
-    return PPO.load(run / "final_model.zip", device="cpu").policy.state_dict()
+    return PPO.load(run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip", device="cpu").policy.state_dict()
 
 
 def runs_by_seed(log_folder: Path) -> dict[int, Path]:
@@ -86,8 +86,8 @@ def test_claimed_run_folders_are_distinct_and_numbered_on(tmp_path: Path) -> Non
     second = claim_run_folder(tmp_path, TINY)
     assert first.is_dir() and second.is_dir()
     assert [first.name, second.name] == [
-        "EntanglementScheduling-Lite-Tiny-v0_1",
-        "EntanglementScheduling-Lite-Tiny-v0_2",
+        "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1",
+        "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_2",
     ]
 
 
@@ -96,7 +96,7 @@ def test_a_study_trains_one_run_per_seed_equal_to_the_single_seed_runs(tmp_path:
     assert train_main(["--env", TINY, "-f", str(tmp_path / "single"), "--seed", "4", *FAST_TRAIN]) == 0
     study = runs_by_seed(tmp_path / "study")
     assert sorted(study) == [3, 4]
-    single = policy_weights(tmp_path / "single" / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1")
+    single = policy_weights(tmp_path / "single" / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1")
     same_seed, other_seed = policy_weights(study[4]), policy_weights(study[3])
     assert all(torch.equal(single[key], same_seed[key]) for key in single)
     assert not all(torch.equal(single[key], other_seed[key]) for key in single)

@@ -101,7 +101,7 @@ def test_a_fresh_residual_model_acts_as_its_baseline_and_evaluation_composes(tmp
     run = next((tmp_path / "ppo").iterdir())
     for folder in (run, run / "checkpoints"):
         assert json.loads((folder / "residual.json").read_text()) == {"policy": "eef", "scale": 0.05}
-    model_path = run / "final_model.zip"
+    model_path = run / "ceas_gym-EntanglementScheduling-Small-v0.zip"
     assert residual_path_for(model_path) == run / "residual.json"
     env = gym.make(SMALL, max_rounds=4)
     policy = make_policy(str(model_path), env)

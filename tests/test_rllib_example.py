@@ -7,9 +7,13 @@ runs there and is skipped where RLlib cannot be imported.
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
+import ceas_gym  # noqa: F401  (registers the environments)
 from training import rllib_example
+
+REGISTERED = sorted(env_id for env_id in gym.registry if env_id.startswith("ceas_gym/"))
 
 
 def rllib_importable() -> bool:
@@ -55,3 +59,32 @@ def test_rllib_ppo_trains_on_the_tiny_env_and_writes_its_returns(tmp_path: Path,
     assert lines[0] == "iteration,timesteps,episode_return_mean"
     assert [int(line.split(",")[1]) for line in lines[1:]] == [200, 400]
     assert "evaluation over seeds 0-0: rllib-ppo" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not rllib_importable(), reason="RLlib is not installed (it needs an environment of its own)")
+@pytest.mark.parametrize("env_id", REGISTERED)
+def test_every_registered_environment_trains_one_rllib_ppo_iteration_through_the_wrappers(
+    env_id: str, local_ray: None
+) -> None:
+    """``register_env`` of the wrapped environment, RLlib's default PPO module, one iteration: no per-env code."""
+    import argparse
+
+    args = argparse.Namespace(env=env_id, num_env_runners=0, train_batch=64, minibatch=32, epochs=1, seed=0)
+    algorithm = rllib_example.build_algorithm(args, {})
+    try:
+        result = algorithm.train()
+        runners = result.get("env_runners", {})
+        steps = result.get("num_env_steps_sampled_lifetime", runners.get("num_env_steps_sampled_lifetime", 0))
+        assert int(steps) >= 64
+    finally:
+        algorithm.stop()

@@ -48,13 +48,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logs = tmp_path_factory.mktemp("logs")
     argv = ["--env", TINY, "-n", "256", "-f", str(logs), "--seed", "3", "--eval-freq", "128", "--eval-episodes", "1"]
     assert main([*argv, "--save-freq", "128", *FAST]) == 0
-    return logs / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+    return logs / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
 
 
 def test_run_folder_records_the_resolved_configuration(run: Path) -> None:
-    for name in ("config.yml", "args.yml", "command.txt", "versions.json", "final_model.zip"):
+    zoo_name = "ceas_gym-EntanglementScheduling-Lite-Tiny-v0"
+    for name in ("config.yml", "args.yml", "command.txt", "versions.json", f"{zoo_name}.zip"):
         assert (run / name).is_file(), name
-    assert (run / "final_model_vecnormalize.npz").is_file()
+    assert (run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_vecnormalize.npz").is_file()
     assert (run / "best_model" / "best_model.zip").is_file()
     assert (run / "best_model" / "best_model_vecnormalize.npz").is_file()
     config = yaml.safe_load((run / "config.yml").read_text())
@@ -102,7 +103,7 @@ def test_resume_continues_the_timestep_count_and_normaliser(run: Path, tmp_path:
 
 def test_saved_model_acts_deterministically_with_its_normaliser(run: Path) -> None:
     env = gym.make(TINY)
-    policy = make_policy(str(run / "final_model.zip"), env)
+    policy = make_policy(str(run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip"), env)
     assert isinstance(policy, PPOPolicy) and policy.normalizer is not None
     observation, info = env.reset(seed=0)
     rms, clip, eps = policy.normalizer.obs_rms, policy.normalizer.clip_obs, policy.normalizer.epsilon
@@ -164,12 +165,13 @@ def test_policy_kwargs_string_is_parsed_with_nn_class_names() -> None:
 
 
 def test_run_folders_are_numbered_per_env(tmp_path: Path) -> None:
-    assert next_run_folder(tmp_path, "ceas_gym/A-v0").name == "A-v0_1"
-    (tmp_path / "ppo" / "A-v0_1").mkdir(parents=True)
-    (tmp_path / "ppo" / "A-v0_7").mkdir()
-    (tmp_path / "ppo" / "A-v0_x").mkdir()
-    assert next_run_folder(tmp_path, "ceas_gym/A-v0").name == "A-v0_8"
-    assert next_run_folder(tmp_path, "ceas_gym/B-v0").name == "B-v0_1"
+    assert next_run_folder(tmp_path, "ceas_gym/A-v0").name == "ceas_gym-A-v0_1"
+    (tmp_path / "ppo" / "ceas_gym-A-v0_1").mkdir(parents=True)
+    (tmp_path / "ppo" / "ceas_gym-A-v0_7").mkdir()
+    (tmp_path / "ppo" / "ceas_gym-A-v0_x").mkdir()
+    assert next_run_folder(tmp_path, "ceas_gym/A-v0").name == "ceas_gym-A-v0_8"
+    assert next_run_folder(tmp_path, "ceas_gym/B-v0").name == "ceas_gym-B-v0_1"
+    assert next_run_folder(tmp_path, "other_plugin/A-v0").name == "other_plugin-A-v0_1"  # namespaces do not collide
 
 
 def test_unknown_env_id_exits_2_with_suggestion(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -206,15 +208,15 @@ def test_resume_of_a_folder_that_is_not_a_run_exits_2(capsys: pytest.CaptureFixt
 def test_flattened_observation_trains_with_mlp_policy(tmp_path: Path) -> None:
     argv = ["--env", TINY, "-n", "128", "-f", str(tmp_path), "--eval-freq", "0", "--save-freq", "0", *FAST]
     assert main([*argv, "--hyperparams", "flatten_observation:true", "n_steps:64", "batch_size:64", "n_epochs:1"]) == 0
-    run = tmp_path / "ppo" / "EntanglementScheduling-Lite-Tiny-v0_1"
+    run = tmp_path / "ppo" / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0_1"
     config = yaml.safe_load((run / "config.yml").read_text())
     assert config["hyperparams"]["policy"] == "MlpPolicy"
     assert config["env_kwargs"] == {"flatten_observation": True}
     # The flat model acts the same on the env's Dict form (flattened for it) as on its own flat form.
     dict_env, flat_env = gym.make(TINY), gym.make(TINY, flatten_observation=True)
     on_dict, on_flat = (
-        make_policy(str(run / "final_model.zip"), dict_env),
-        make_policy(str(run / "final_model.zip"), flat_env),
+        make_policy(str(run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip"), dict_env),
+        make_policy(str(run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip"), flat_env),
     )
     (dict_obs, info), (flat_obs, _) = dict_env.reset(seed=4), flat_env.reset(seed=4)
     np.testing.assert_array_equal(on_dict.act(dict_obs, info), on_flat.act(flat_obs, info))
@@ -228,10 +230,10 @@ def test_maskable_env_trains_maskable_ppo_and_loads_it(tmp_path: Path) -> None:
         )
     argv = ["--env", env_id, "-n", "128", "-f", str(tmp_path), "--eval-freq", "64", "--eval-episodes", "1", *FAST]
     assert main([*argv, "--hyperparams", "policy:MlpPolicy", "normalize:false", "n_steps:32", "batch_size:32"]) == 0
-    run = tmp_path / "ppo" / "InvalidActionEnvDiscrete-v0_1"
+    run = tmp_path / "ppo_mask" / "ceas_test-InvalidActionEnvDiscrete-v0_1"  # the zoo's folder name of MaskablePPO
     assert yaml.safe_load((run / "config.yml").read_text())["algorithm"] == "MaskablePPO"
     env = gym.make(env_id)
-    policy = make_policy(str(run / "final_model.zip"), env)
+    policy = make_policy(str(run / "ceas_test-InvalidActionEnvDiscrete-v0.zip"), env)
     assert isinstance(policy, PPOPolicy) and policy.maskable and policy.normalizer is None
     observation, info = env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -240,3 +242,27 @@ def test_maskable_env_trains_maskable_ppo_and_loads_it(tmp_path: Path) -> None:
         mask[allowed] = True
         env.unwrapped.action_masks = lambda mask=mask: mask  # one valid action: the masked policy must pick it
         assert int(policy.act(observation, info)) == allowed
+
+
+def test_run_folder_carries_the_zoo_stats_folder(run: Path) -> None:
+    stats = run / "ceas_gym-EntanglementScheduling-Lite-Tiny-v0"
+    zoo_config = yaml.safe_load((stats / "config.yml").read_text())
+    assert zoo_config == {"normalize": True, "env_kwargs": {}}  # the default hyper-parameters normalise
+    zoo_args = yaml.safe_load((stats / "args.yml").read_text())
+    assert zoo_args == {"env": TINY, "algo": "ppo", "env_kwargs": {}, "seed": 3}
+    assert (stats / "vecnormalize.pkl").is_file()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("rl_zoo3") is None, reason="rl-zoo3 is not installed")
+def test_rl_zoo3_enjoy_replays_a_ceas_train_run(run: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", TINY, "-f", str(run.parent.parent),
+        "--exp-id", "1", "--gym-packages", "ceas_gym", "--no-render", "-n", "40", "--deterministic",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Loading {run / 'ceas_gym-EntanglementScheduling-Lite-Tiny-v0.zip'}" in result.stdout
+    assert "Loading running average" in result.stdout  # the run's normaliser statistics were applied

@@ -10,8 +10,9 @@ Needs RLlib (``pip install "ray[rllib]"``), which pins its own gymnasium version
 its own (see docs/ray.md). Decisions:
 
 * The environment is created in every RLlib env runner by an env creator that imports ceas-gym first (so the ids
-  are registered there), with ``flatten_observation=True``: RLlib's default PPO network takes one flat ``Box``
-  observation. Further ``--env-kwargs k:v`` go to ``gymnasium.make``.
+  are registered there) and wraps it with :func:`ceas_gym.wrappers.for_frameworks` (``flatten=True``): one flat
+  ``Box`` observation for RLlib's default PPO network, ``[-1, 1]`` actions, ``MultiDiscrete`` for ``MultiBinary``.
+  That works for every registered id unchanged. Further ``--env-kwargs k:v`` go to ``gymnasium.make``.
 * RLlib's new API stack (``RLModule`` + ``Learner``) with torch, one CPU learner; ``--train-batch`` environment
   steps per iteration, ``--minibatch`` samples per SGD step, ``--epochs`` passes over each batch.
 * Each iteration prints the timesteps so far and the mean return of the episodes finished in it; ``--out`` also
@@ -54,13 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
-    """The flattened-observation environment (``ceas_gym`` imported here, so this works in any process)."""
+def make_env(env_id: str, env_kwargs: dict[str, Any], wrapped: bool = True) -> Any:
+    """The environment RLlib trains on (``ceas_gym`` imported here, so this works in any process).
+
+    Args:
+        env_id: A registered id.
+        env_kwargs: Keyword arguments of ``gymnasium.make``.
+        wrapped: Wrap for RLlib (:func:`ceas_gym.wrappers.for_frameworks`, ``flatten=True``); False gives the
+            environment as registered (for the EEF reference).
+    """
     import gymnasium as gym
 
     import ceas_gym  # noqa: F401  (registers the environments in this process)
+    from ceas_gym.wrappers import for_frameworks
 
-    return gym.make(env_id, **{"flatten_observation": True, **env_kwargs})
+    env = gym.make(env_id, **env_kwargs)
+    return for_frameworks(env, flatten=True) if wrapped else env
 
 
 def build_algorithm(args: argparse.Namespace, env_kwargs: dict[str, Any]) -> Any:
@@ -108,11 +118,11 @@ def evaluate(module: Any, env_id: str, env_kwargs: dict[str, Any], seeds: int) -
     """Mean return over ``seeds`` episodes of the trained module (greedy) and of EEF, on the same seeds."""
     from agents.baselines import EarliestExpiringFirst
 
-    env = make_env(env_id, env_kwargs)
-    eef = EarliestExpiringFirst(env)
+    envs = {"rllib-ppo": make_env(env_id, env_kwargs), "eef": make_env(env_id, env_kwargs, wrapped=False)}
+    eef = EarliestExpiringFirst(envs["eef"])
     returns: dict[str, list[float]] = {"rllib-ppo": [], "eef": []}
     for seed in range(seeds):
-        for name in returns:
+        for name, env in envs.items():
             observation, info = env.reset(seed=seed)
             eef.reset(seed)
             total, done = 0.0, False

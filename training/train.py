@@ -5,7 +5,7 @@ Example::
     ceas-train --env ceas_gym/EntanglementScheduling-Lite-v0 -n 100000 --seed 0 -f logs/
     ceas-train --env ceas_gym/EntanglementScheduling-Lite-Tiny-v0 --hyperparams n_steps:128 gamma:0.95 \
         --env-kwargs flatten_observation:true --hyperparams policy:MlpPolicy
-    ceas-train --resume logs/ppo/EntanglementScheduling-Lite-v0_1
+    ceas-train --resume logs/ppo/ceas_gym-EntanglementScheduling-Lite-v0_1
     ceas-train --env ceas_gym/EntanglementScheduling-Small-v0 --seed 0 1 2 --backend ray --address auto
 
 Decisions:
@@ -77,7 +77,14 @@ from training.model import (
 )
 from training.pretrain import load_pretrain_config, pretrain
 from training.residual import check_residual_space, load_residual_config, save_residual
-from training.run_folder import claim_run_folder, read_yaml, write_records
+from training.run_folder import (
+    ZOO_ALGORITHMS,
+    claim_run_folder,
+    final_model_path,
+    read_yaml,
+    write_records,
+    write_zoo_stats,
+)
 from training.run_lock import RunLock, RunLockedError
 from training.tensorboard_purge import purge_events_after
 
@@ -355,7 +362,8 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
             parser.error(f"--resume {str(run)!r}: no config.yml there; is it a ceas-train run folder?")
     else:
         config = resolve_new_run(parser, args)
-        run = claim_run_folder(args.log_folder, config["env_id"])
+        algo = ZOO_ALGORITHMS.get(config["algorithm"], config["algorithm"].lower())
+        run = claim_run_folder(args.log_folder, config["env_id"], algo)
     lock = RunLock(run)
     try:
         lock.acquire()
@@ -445,8 +453,9 @@ def _train_locked(
         return 130, run
     finally:
         model.get_env().close()
-    final = save_model(model, run / "final_model.zip")
+    final = save_model(model, final_model_path(run, config["env_id"]))
     save_vecnormalize(model, final)
+    write_zoo_stats(run, config, model.get_vec_normalize_env())
     save_checkpoint(model, run / "checkpoints")
     print(f"done: {model.num_timesteps} timesteps; final model {final}")
     return 0, run
