@@ -42,6 +42,7 @@ import numpy as np
 
 from ceas_gym.config import ConfigError
 from ceas_gym.plugins import PluginError, resolve_env_id
+from evaluation.bench_plots import plot_bench
 from evaluation.throughput import measure_steps_per_second
 from training.run_folder import versions_record
 
@@ -308,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        print(f"wrote {args.out}")
+        figure = plot_bench(record, args.out.with_suffix(".png"))
+        print(f"wrote {args.out} and {figure}")
     return 0
 
 

@@ -3,7 +3,8 @@ r"""``ceas-eval``: run policies x environments x seeds and write tidy results, a
 Example::
 
     ceas-eval --env ceas_gym/EntanglementScheduling-Lite-v0 --policies eef greedy random \
-        logs/ppo/ceas_gym-EntanglementScheduling-Lite-v0_1/best_model/best_model.zip --seeds 0-9 --workers 2 --out results/lite
+        logs/ppo/ceas_gym-EntanglementScheduling-Lite-v0_1/best_model/best_model.zip --seeds 0-9 --workers 2 \
+        --out results/lite
     ceas-eval --env ceas_gym/EntanglementScheduling-v0 --policies eef random --seeds 0-9 --plot-metric accuracy \
         --out results/paper   # the paper's accuracy-over-rounds figure
 

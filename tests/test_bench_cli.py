@@ -49,6 +49,7 @@ def test_env_subcommand_writes_json(tmp_path: Path) -> None:
     assert vectorised["steps_per_second"] == pytest.approx(vectorised["steps"] / vectorised["seconds"])
     assert record["environment"]["versions"]["stable-baselines3"]
     assert len(record["environment"]["load_average_1_5_15_min"]) == 3
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure beside the record
 
 
 def test_ppo_subcommand_splits_wall_time(tmp_path: Path) -> None:
@@ -62,6 +63,7 @@ def test_ppo_subcommand_splits_wall_time(tmp_path: Path) -> None:
     assert share["rollout"] + share["update"] + share["other"] == pytest.approx(1.0)
     assert 0 < seconds["env_step"] <= seconds["rollout"] <= seconds["total"]
     assert share["policy_in_rollout"] == pytest.approx(share["rollout"] - share["env_step"])
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (Path.cwd() / "tensorboard").exists()
 
 

@@ -118,6 +118,20 @@ def test_envelope_and_round_matrix_by_hand() -> None:
     np.testing.assert_allclose(std, [math.sqrt(2.0), 0.0])
 
 
+def test_confidence_band_is_the_t_interval_of_the_mean_clipped_to_the_metric_range() -> None:
+    from evaluation.plots import confidence_band, interval_limits
+
+    matrix = np.array([[0.90, 0.2], [0.96, np.nan], [0.99, np.nan]])
+    mean, lower, upper = confidence_band(matrix)
+    half = 4.302652729911275 * np.std([0.90, 0.96, 0.99], ddof=1) / math.sqrt(3)  # t(0.975, 2), by hand
+    np.testing.assert_allclose([mean[0], lower[0], upper[0]], [0.95, 0.95 - half, 0.95 + half])
+    assert lower[1] == upper[1] == mean[1] == 0.2  # one seed at round 2: no interval
+    _, clipped_low, clipped_high = confidence_band(matrix, (0.0, 1.0))
+    assert clipped_high[0] == 1.0 and 0.95 + half > 1.0 and clipped_low[0] == lower[0]
+    low, high = interval_limits(np.array([0.94, 0.96]), np.array([0.95, 0.98]), (0.0, 1.0))
+    assert 0.93 < low < 0.94 and 0.98 < high < 0.99  # the axis frames the intervals, not 0 .. 1
+
+
 def test_summary_markdown_single_seed_has_no_interval() -> None:
     rows = [{"env": "e", "policy": "p", "seed": 0, "return": 2.5, "x": 1.0}]
     text = summary_markdown(rows, ["x", "absent"])
