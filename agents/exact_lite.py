@@ -67,6 +67,7 @@ from agents.mdp import (
 )
 from agents.scheduling import SchedulingInterface
 from ceas_gym.envs.lite_config import LiteConfig
+from ceas_gym.help_text import plain_text
 
 __all__ = [
     "ExactLitePolicy",
@@ -458,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom, UniformSplit
     from ceas_gym.envs.lite import EntanglementSchedulingLiteEnv
 
-    parser = argparse.ArgumentParser(prog="python -m agents.exact_lite", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m agents.exact_lite", description=plain_text(main.__doc__))
     parser.add_argument("--preset", default="tiny", help="Lite preset (must be small enough)")
     parser.add_argument("--episodes", type=int, default=0, help="Monte-Carlo episodes per policy (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")

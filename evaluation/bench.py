@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 
 from ceas_gym.config import ConfigError
+from ceas_gym.help_text import plain_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.bench_plots import plot_bench
 from evaluation.throughput import measure_steps_per_second
@@ -236,7 +237,7 @@ def bench_dqnn(args: argparse.Namespace) -> dict[str, Any] | None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``ceas-bench`` argument parser with its ``env``, ``ppo`` and ``dqnn`` subcommands."""
     parser = argparse.ArgumentParser(
-        prog="ceas-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="ceas-bench", description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     env = commands.add_parser("env", help="single and vectorised env steps per second")

@@ -41,6 +41,7 @@ import numpy as np
 from agents.normalizer_io import legacy_pickle_for, normalizer_path_for
 from agents.registry import POLICIES, is_model_path
 from ceas_gym.config import ConfigError
+from ceas_gym.help_text import plain_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from evaluation.plots import plot_bars, plot_over_rounds, unique_in_order
 from evaluation.runner import BACKENDS, EpisodeResult, make_tasks, run_tasks
@@ -83,7 +84,7 @@ def parse_seeds(items: Sequence[str]) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``ceas-eval`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="ceas-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="ceas-eval", description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--env", nargs="+", required=True, help="registered environment ids")
     parser.add_argument("--policies", nargs="+", default=["eef", "greedy", "random"], help="names or model .zip")

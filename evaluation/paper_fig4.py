@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ceas_gym.help_text import plain_text
+
 ENV_ID = "ceas_gym/EntanglementScheduling-v0"
 ARMS: dict[str, dict[str, str]] = {
     "CEAS (EEF)": {"protocol": "ceas", "policy": "eef"},
@@ -137,7 +139,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1), >= 2")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per episode (default: the env's 300)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import ceas_gym
 from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom
+from ceas_gym.help_text import plain_text
 from evaluation.statistics import mean_ci95
 
 POLICIES = {"eef": EarliestExpiringFirst, "greedy": GreedyByDemand, "random": UniformRandom}
@@ -70,7 +71,9 @@ def format_table(results: dict[str, dict[str, np.ndarray]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="ceas_gym/EntanglementScheduling-Lite-v0", help="registered environment id")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per policy (seeds 0..N-1)")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ceas_gym.envs.batched_sb3 import batched_ids
+from ceas_gym.help_text import plain_text
 from evaluation import bench, cli, paper_fig4
 from training.run_folder import env_name, versions_record
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The results-page argument parser."""
     parser = argparse.ArgumentParser(
         prog="python -m evaluation.results_doc",
-        description=__doc__,
+        description=plain_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("docs/results.md"), help="the Markdown page to write")

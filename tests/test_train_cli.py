@@ -82,6 +82,29 @@ def test_tensorboard_has_env_metrics_at_rollout_ends(run: Path) -> None:
     assert np.all((values >= 0) & (values <= 1))
 
 
+def test_evaluations_log_the_domain_metrics_beside_the_reward(run: Path) -> None:
+    tags = scalars(run)
+    reward_steps = [step for step, _ in tags["eval/mean_reward"]]
+    for key in ("utilisation", "served_on_time"):
+        logged = tags[f"eval/{key}"]
+        assert [step for step, _ in logged] == reward_steps == [128, 256]  # written with the evaluation's reward
+        assert all(0.0 <= value <= 1.0 for _, value in logged)
+    assert not any(tag.startswith("eval/accuracy") for tag in tags)
+
+
+def test_hyperparameters_are_recorded_for_tensorboards_hparams_tab(run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(run / "tensorboard" / "PPO_1"))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    recorded = session.session_start_info.hparams
+    assert recorded["env_id"].string_value == TINY and recorded["n_steps"].number_value == 64
+    assert recorded["algorithm"].string_value == "PPO" and recorded["seed"].number_value == 3
+
+
 def test_resume_continues_the_timestep_count_and_normaliser(run: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -8,7 +8,9 @@ not report are skipped):
 * ``env/<key>_rollout_mean``: the mean over all steps (and environments) of the last rollout.
 
 Both are recorded at the end of each rollout and written by SB3's logger with the rollout's ``time/`` and
-``rollout/`` scalars, at x = ``num_timesteps``.
+``rollout/`` scalars, at x = ``num_timesteps``. :func:`with_domain_metrics` makes the evaluation callback log the
+same keys over its evaluation episodes (``eval/<key>``), and :class:`HParamsCallback` records the hyper-parameters
+(TensorBoard's HPARAMS tab).
 
 :class:`CheckpointCallback` saves every ``save_freq`` calls (one call = one step of every parallel env, so
 ``n_envs`` timesteps) a resumable checkpoint with :func:`training.checkpoints.save_checkpoint`: model, normaliser
@@ -71,6 +73,53 @@ class InfoMetricsCallback(BaseCallback):
                 self.logger.record(f"env/{key}_rollout_mean", self._sums[key] / self._counts[key])
             if self._episode_ends[key]:
                 self.logger.record(f"env/{key}", float(np.mean(self._episode_ends[key])))
+
+
+def with_domain_metrics(eval_callback_class: type, keys: Sequence[str]) -> type:
+    """An evaluation callback class that also logs the ``info`` keys ``keys`` of its episodes.
+
+    ``eval_callback_class`` is SB3's ``EvalCallback`` or sb3-contrib's ``MaskableEvalCallback``; the subclass logs,
+    for each key, the mean over the evaluation episodes of its value at episode end, as ``eval/<key>``. The values
+    are recorded while the evaluation runs, so SB3 writes them with ``eval/mean_reward`` at the same x.
+    """
+
+    class DomainMetricsEvalCallback(eval_callback_class):  # type: ignore[misc, valid-type]
+        def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+            super()._log_success_callback(locals_, globals_)
+            if locals_["done"]:
+                info = locals_["info"]
+                for key in keys:
+                    if isinstance(info.get(key), Real):
+                        self.logger.record_mean(f"eval/{key}", float(info[key]))
+
+    DomainMetricsEvalCallback.__name__ = f"DomainMetrics{eval_callback_class.__name__}"
+    return DomainMetricsEvalCallback
+
+
+class HParamsCallback(BaseCallback):
+    """Record the run's hyper-parameters in TensorBoard's HPARAMS tab at the start of training.
+
+    Args:
+        hparams: Name to value; values that are not numbers, strings or bools are recorded as their ``str``.
+    """
+
+    METRICS = ("rollout/ep_rew_mean", "eval/mean_reward")
+    """The scalars the HPARAMS tab shows next to each run."""
+
+    def __init__(self, hparams: dict[str, Any], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.hparams = {
+            key: value if isinstance(value, (bool, int, float, str)) else str(value) for key, value in hparams.items()
+        }
+
+    def _on_training_start(self) -> None:
+        from stable_baselines3.common.logger import HParam
+
+        metrics = dict.fromkeys(self.METRICS, 0.0)
+        self.logger.record("hparams", HParam(self.hparams, metrics), exclude=("stdout", "log", "json", "csv"))
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def save_vecnormalize(model: Any, model_path: Path) -> None:

@@ -11,7 +11,13 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from training import hyperparams as hp
-from training.callbacks import CheckpointCallback, InfoMetricsCallback, SaveVecNormalizeCallback
+from training.callbacks import (
+    CheckpointCallback,
+    HParamsCallback,
+    InfoMetricsCallback,
+    SaveVecNormalizeCallback,
+    with_domain_metrics,
+)
 from training.envs import make_training_envs
 from training.residual import load_residual_config, zero_action_mean
 
@@ -60,7 +66,11 @@ def algorithm_class(name: str) -> type:
 
 def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any], n_envs: int) -> list[Any]:
     """Info metrics, periodic checkpoints and periodic evaluation (saving the best model)."""
-    callbacks: list[Any] = [InfoMetricsCallback(config["hyperparams"].get("info_keywords", []))]
+    info_keywords = config["hyperparams"].get("info_keywords", [])
+    hparams = {"algorithm": config["algorithm"], "env_id": config["env_id"], "seed": config["seed"]}
+    hparams.update({key: value for key, value in config["hyperparams"].items() if key != "info_keywords"})
+    hparams.update({f"env_kwargs.{key}": value for key, value in config["env_kwargs"].items()})
+    callbacks: list[Any] = [InfoMetricsCallback(info_keywords), HParamsCallback(hparams)]
     if args.save_freq > 0:
         callbacks.append(CheckpointCallback(max(args.save_freq // n_envs, 1), run / "checkpoints"))
     if args.eval_freq > 0:
@@ -84,7 +94,7 @@ def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any],
             from stable_baselines3.common.callbacks import EvalCallback
         best = run / "best_model"
         callbacks.append(
-            EvalCallback(
+            with_domain_metrics(EvalCallback, info_keywords)(
                 eval_env,
                 n_eval_episodes=args.eval_episodes,
                 eval_freq=max(args.eval_freq // n_envs, 1),

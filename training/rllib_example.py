@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ceas_gym.help_text import plain_text
+
 ENV_NAME = "ceas_gym_rllib_env"
 
 
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The example's argument parser."""
     parser = argparse.ArgumentParser(
         prog="python -m training.rllib_example",
-        description=__doc__,
+        description=plain_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env", default="ceas_gym/EntanglementScheduling-Lite-v0", help="registered env id")

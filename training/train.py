@@ -62,6 +62,7 @@ import yaml
 
 from ceas_gym.config import ConfigError
 from ceas_gym.files import atomic_write_text
+from ceas_gym.help_text import plain_text
 from ceas_gym.plugins import PluginError, resolve_env_id
 from training import hyperparams as hp
 from training.callbacks import save_vecnormalize
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ceas-train`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="ceas-train",
-        description=__doc__,
+        description=plain_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # studies rewrite the command line per seed (single_run_argv) by full flag names
     )
@@ -143,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="SB3 verbosity")
+    parser.add_argument(
+        "--verbose", type=int, default=0, choices=[0, 1, 2],
+        help="SB3 verbosity: 0 (default) shows the progress bar and this tool's lines only; 1 adds SB3's per-update "
+        "tables and early-stopping notes; 2 also its debug lines",
+    )  # fmt: skip
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="run here or as Ray tasks")
     parser.add_argument("--address", default=None, help="Ray cluster address (HOST:PORT or auto; --backend ray)")
     return parser
