@@ -31,7 +31,6 @@ import csv
 import difflib
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from agents.registry import POLICIES, is_model_path
 from ceas_gym.config import ConfigError
 from ceas_gym.help_text import plain_text
 from ceas_gym.plugins import PluginError, resolve_env_id
+from ceas_gym.progress import progress_bar
 from evaluation.plots import plot_bars, plot_over_rounds, unique_in_order
 from evaluation.runner import BACKENDS, EpisodeResult, make_tasks, run_tasks
 from evaluation.statistics import mean_ci95, paired_comparison
@@ -257,9 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     keep_rounds = args.per_round or (not args.no_plots and bool(args.plot_metric))
     tasks = make_tasks(args.env, args.policies, seeds, env_kwargs, keep_rounds, args.trust_pickle)
-    from tqdm import tqdm
-
-    with tqdm(total=len(tasks), desc="episodes", disable=args.no_progress, file=sys.stderr) as bar:
+    with progress_bar(len(tasks), "episodes", disable=args.no_progress) as bar:
         try:
             results = run_tasks(tasks, args.workers, bar.update, args.backend, args.address)
         except RayUnavailableError as error:

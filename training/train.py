@@ -64,6 +64,7 @@ from ceas_gym.config import ConfigError
 from ceas_gym.files import atomic_write_text
 from ceas_gym.help_text import plain_text
 from ceas_gym.plugins import PluginError, resolve_env_id
+from ceas_gym.progress import progress_bar
 from training import hyperparams as hp
 from training.callbacks import save_vecnormalize
 from training.checkpoints import find_checkpoint, remove_temporaries, save_checkpoint, save_model
@@ -296,9 +297,7 @@ def run_study(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
     """One run per seed, here one after the other or as Ray tasks; print where each went; worst status."""
     resolve_new_run(parser, args)  # every argument checked once, before any run starts
     commands = [single_run_argv(argv, seed) for seed in args.seed]
-    from tqdm import tqdm
-
-    with tqdm(total=len(commands), desc="runs", disable=args.no_progress, file=sys.stderr) as bar:
+    with progress_bar(len(commands), "runs", disable=args.no_progress) as bar:
         if args.backend == "ray":
             from training.ray_backend import RayUnavailableError, ray_map
 
