@@ -39,6 +39,7 @@ __all__ = [
     "RoundConsensus",
     "RoundInputs",
     "ShiftedPairs",
+    "UnionLayout",
 ]
 
 
@@ -152,6 +153,24 @@ class RoundConsensus(Protocol):
     def run(self, inputs: RoundInputs) -> ConsensusOutcome:
         """One consensus round of every copy."""
         ...
+
+
+class UnionLayout:
+    """How a batched phase sees the copies: E copies of N nodes and L links laid side by side in one union.
+
+    Args:
+        num_nodes: Nodes N of one copy.
+        union_edges: The links of the union, copy after copy. ``(E x L, 2)``.
+        copies: Number of copies E.
+    """
+
+    def __init__(self, num_nodes: int, union_edges: np.ndarray, copies: int) -> None:
+        self.num_nodes = num_nodes
+        self.copies = copies
+        self.union_edges = union_edges
+        self.edges = union_edges[: union_edges.shape[0] // copies]  # one copy's links (copy 0's node ids)
+        self.num_links = self.edges.shape[0]
+        self.copy_of_link = np.repeat(np.arange(copies), self.num_links)
 
 
 class ShiftedPairs:

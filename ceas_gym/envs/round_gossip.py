@@ -23,10 +23,10 @@ from ceas_gym.consensus.gossip import gossip_round
 from ceas_gym.consensus.protocol import weighted_consensus
 from ceas_gym.consensus.trust import update_trust
 from ceas_gym.envs.batched_rows import mean_per_copy
-from ceas_gym.envs.round_consensus import ConsensusOutcome, RoundInputs
+from ceas_gym.envs.round_consensus import ConsensusOutcome, RoundInputs, UnionLayout
 
 
-class GossipCheckpointConsensus:
+class GossipCheckpointConsensus(UnionLayout):
     """``ceas`` over E copies (see the module docstring).
 
     Args:
@@ -36,14 +36,9 @@ class GossipCheckpointConsensus:
     """
 
     def __init__(self, protocol: CEASProtocol, union_edges: np.ndarray, copies: int) -> None:
+        super().__init__(protocol.num_nodes, union_edges, copies)
         self.config = protocol.config
         self.mixing_steps = protocol.mixing_steps
-        self.num_nodes = protocol.num_nodes
-        self.copies = copies
-        self.union_edges = union_edges
-        self.edges = union_edges[: union_edges.shape[0] // copies]
-        self.num_links = self.edges.shape[0]
-        self.copy_of_link = np.repeat(np.arange(copies), self.num_links)
         self.monitor = BatchedBFTMonitor(self.config.bft, self.num_nodes, copies)
         self.trust = np.full((copies, self.num_nodes), self.config.trust.initial)
 

@@ -14,10 +14,10 @@ import torch
 
 from ceas_gym.consensus.random_selection import RandomSelectionProtocol
 from ceas_gym.envs.batched_rows import mean_per_copy
-from ceas_gym.envs.round_consensus import ConsensusOutcome, RoundInputs
+from ceas_gym.envs.round_consensus import ConsensusOutcome, RoundInputs, UnionLayout
 
 
-class RandomSelectionConsensus:
+class RandomSelectionConsensus(UnionLayout):
     """``random-selection`` over E copies (see the module docstring).
 
     Args:
@@ -27,15 +27,10 @@ class RandomSelectionConsensus:
     """
 
     def __init__(self, protocol: RandomSelectionProtocol, union_edges: np.ndarray, copies: int) -> None:
+        super().__init__(protocol.num_nodes, union_edges, copies)
         self.template = protocol
         self.config = protocol.config
         self.participants_per_round = protocol.participants_per_round
-        self.num_nodes = protocol.num_nodes
-        self.copies = copies
-        self.union_edges = union_edges
-        self.edges = union_edges[: union_edges.shape[0] // copies]
-        self.num_links = self.edges.shape[0]
-        self.copy_of_link = np.repeat(np.arange(copies), self.num_links)
         self.active = np.ones((copies, self.num_nodes), dtype=bool)  # no quarantine
         self.trust = np.ones((copies, self.num_nodes))
         self.committed_params: torch.Tensor | None = None  # (E, P) once allocated
