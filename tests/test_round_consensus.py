@@ -156,3 +156,28 @@ def test_a_shifted_provider_serves_a_copy_from_its_own_links() -> None:
     recorder = Recorder()
     ShiftedPairs(recorder, 10).request(np.array([0, 3]), 1)
     assert recorder.seen == [[10, 13]]
+
+
+def test_per_copy_protocols_get_a_predictor_unless_it_only_fills_their_divergence_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = _trained_round("qba", rounds=1)
+    assert isinstance(state.consensus, PerCopyConsensus)
+    seen: list = []
+    for protocol in state.consensus.protocols:
+        original = protocol.run_round
+
+        def recording(*args, _original=original, **kwargs):
+            seen.append(args[2])
+            return _original(*args, **kwargs)
+
+        protocol.run_round = recording
+    budget = np.full((2, state.num_links), state.config.budget // state.num_links)
+    state.step(budget, np.zeros((2, state.num_links), dtype=bool))
+    assert seen == [None, None]  # qba's predictor only reports divergence
+    monkeypatch.setattr(type(state.consensus.protocols[0]), "predict_reports_only", False)
+    seen.clear()
+    state.step(budget, np.zeros((2, state.num_links), dtype=bool))
+    assert len(seen) == 2 and all(callable(predict) for predict in seen)
+    rows = state.params[: state.num_nodes]
+    assert seen[0](rows).shape == (state.num_nodes, state.learning.probe_samples)

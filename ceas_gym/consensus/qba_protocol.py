@@ -130,6 +130,8 @@ class QBAProtocol:
     """
 
     name = "qba"
+    predict_reports_only = True
+    """``predict`` only fills the result's ``divergence`` report (a round that skips it runs the same)."""
     config_class = QBAConfig
 
     def __init__(self, num_nodes: int, edges: np.ndarray, config: QBAConfig | Mapping[str, Any] | None = None):

@@ -88,6 +88,8 @@ class RandomSelectionProtocol:
     """
 
     name = "random-selection"
+    predict_reports_only = True
+    """``predict`` only fills the result's ``divergence`` report (a round that skips it runs the same)."""
     config_class = RandomSelectionConfig
 
     def __init__(

@@ -10,7 +10,9 @@ gets back each copy's parameters, consensus model and pair accounting. A protoco
   (:class:`~ceas_gym.envs.round_selection.RandomSelectionConsensus`);
 * any other registered protocol (``qba``, and every plug-in) runs through :class:`PerCopyConsensus`: one protocol
   object per copy, each called through the common ``run_round`` interface of :mod:`ceas_gym.consensus.protocol`
-  on its copy's rows (a loop over copies; the learning around it stays batched). A plug-in needs nothing more,
+  on its copy's rows (a loop over copies; the learning around it stays batched). A protocol whose class sets
+  ``predict_reports_only = True`` (``qba``) gets no predictor: it would only fill the result's ``divergence``,
+  which the round does not read. A plug-in needs nothing more,
   and can register a batched phase here when the loop costs too much.
 
 Every phase draws only from the copies' streams (:class:`~ceas_gym.envs.round_streams.CopyStreams`), copy after
@@ -67,10 +69,10 @@ class Probes:
 
     def for_copy(self, copy: int) -> Predict:
         """A protocol's ``predict(rows (K, P)) -> (K, S)`` on copy ``copy``'s probes."""
-        features = self.features[copy]
+        features = self.features[copy][None]  # (1, S, F): encoded once and broadcast over the rows
 
         def predict(rows: torch.Tensor) -> torch.Tensor:
-            return predict_rows(self.model, rows, features.expand(rows.shape[0], *features.shape))[0]
+            return predict_rows(self.model, rows, features)[0]
 
         return predict
 
@@ -249,6 +251,8 @@ class PerCopyConsensus:
     def run(self, inputs: RoundInputs) -> ConsensusOutcome:
         """``run_round`` of every copy, copy after copy, each with its copy's rows, pairs and streams."""
         n, links = self.num_nodes, self.edges.shape[0]
+        # The round reads no divergence report; protocols whose predictor only fills it are spared the probes.
+        needs_predict = not getattr(self.protocols[0], "predict_reports_only", False)
         results = []
         for copy, protocol in enumerate(self.protocols):
             rows = slice(copy * n, (copy + 1) * n)
@@ -257,7 +261,7 @@ class PerCopyConsensus:
                 protocol.run_round(
                     inputs.submitted[rows],
                     inputs.stamps[rows],
-                    inputs.probes.for_copy(copy),
+                    inputs.probes.for_copy(copy) if needs_predict else None,
                     ShiftedPairs(inputs.provider, copy * links),
                     int(inputs.round_index[copy]),
                     inputs.streams.np_random(copy),
