@@ -70,7 +70,9 @@ def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any],
     hparams = {"algorithm": config["algorithm"], "env_id": config["env_id"], "seed": config["seed"]}
     hparams.update({key: value for key, value in config["hyperparams"].items() if key != "info_keywords"})
     hparams.update({f"env_kwargs.{key}": value for key, value in config["env_kwargs"].items()})
-    callbacks: list[Any] = [InfoMetricsCallback(info_keywords), HParamsCallback(hparams)]
+    callbacks: list[Any] = [InfoMetricsCallback(info_keywords)]
+    if getattr(args, "resume", None) is None:  # a resumed run keeps the record of its first start (once per run)
+        callbacks.append(HParamsCallback(hparams))
     if args.save_freq > 0:
         callbacks.append(CheckpointCallback(max(args.save_freq // n_envs, 1), run / "checkpoints"))
     if args.eval_freq > 0:
