@@ -73,6 +73,12 @@ def test_copies_follow_single_environments_under_another_attack_and_without_tran
     run_side_by_side(steps=7, learning={"attack": "scaling", "transport_noise": False})
 
 
+@pytest.mark.parametrize("attack", ["alie", "ipm"])
+def test_copies_follow_single_environments_under_omniscient_attacks(attack: str) -> None:
+    """Each copy's attackers read that copy's honest vectors only, so copy i is still single env i."""
+    run_side_by_side(steps=4, learning={"attack": attack})
+
+
 BUILT_IN_PROTOCOLS = sorted(CONSENSUS_PROTOCOLS.names())  # collected before any test registers a plug-in
 
 

@@ -93,6 +93,7 @@ class CEASRound:
         byzantine = np.tile(self.instance.byzantine, (copies, 1))
         self._byzantine_sizes = byzantine.sum(1).tolist()
         self._all_byzantine = torch.as_tensor(np.flatnonzero(byzantine.ravel()), device=self.device)
+        self._all_honest = torch.as_tensor(np.flatnonzero(~byzantine.ravel()), device=self.device)
         self.streams = CopyStreams(copies, shared=shared_streams)
         self.lifetime_bins = int(config.links.cutoff_max)
         self.observation_space = self._observation_space()
@@ -262,11 +263,17 @@ class CEASRound:
         rounds = self.round_index.tolist()
         generators = self.streams.round_generators()
         attack = self.setup.attack
-        if self.learning.attack_target == "weights":
-            attacked = attack.apply_groups(trained[index], self._byzantine_sizes, rounds, generators)
+        by_weights = self.learning.attack_target == "weights"
+        extra = {}
+        if getattr(attack, "needs_honest", False):  # omniscient attacks see their copy's honest vectors
+            honest = self._all_honest
+            vectors = trained[honest] if by_weights else trained[honest] - start[honest]
+            extra["honest"] = vectors.reshape(self.copies, -1, vectors.shape[-1])
+        if by_weights:
+            attacked = attack.apply_groups(trained[index], self._byzantine_sizes, rounds, generators, **extra)
         else:
             update = trained[index] - start[index]
-            attacked = start[index] + attack.apply_groups(update, self._byzantine_sizes, rounds, generators)
+            attacked = start[index] + attack.apply_groups(update, self._byzantine_sizes, rounds, generators, **extra)
         submitted = trained.clone()
         submitted[index] = attacked.to(submitted.dtype)
         return submitted

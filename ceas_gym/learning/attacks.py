@@ -16,6 +16,8 @@ Built-in attacks (CEAS Sec. IV; Liu et al., Sci China Inf Sci 2025, Sec. 5):
 * ``sign-flip``: ``W <- -W`` (the "bit-flipping" attack of Liu et al.: gradients with inverted sign).
 * ``gaussian-fixed``: ``W <- W + N(0, std^2)`` with a fixed ``std`` (default 0.1, Liu et al.).
 * ``label-flip``: data level, label ``i -> C - 1 - i`` for ``C`` classes (Liu et al.); updates pass unchanged.
+* ``alie`` and ``ipm`` (:mod:`ceas_gym.learning.omniscient_attacks`): omniscient attacks built from the honest
+  nodes' vectors (ByzFL's ALIE and IPM).
 * ``switching``: an adaptive attacker that changes between update-level attacks over time, either cycling
   (``schedule="cycle"``: attack ``(t // period) mod len``) or at random (``schedule="random"``: uniform choice per
   period of ``period`` rounds, drawn from ``numpy.random.default_rng([seed, t // period])`` so the choice is a
@@ -42,6 +44,10 @@ class Attack:
 
     data_level: bool = False
     """True when the attack acts on training labels rather than on updates."""
+
+    needs_honest: bool = False
+    """True when the attack crafts its rows from the honest nodes' vectors (``apply_groups(..., honest=...)``,
+    :mod:`ceas_gym.learning.omniscient_attacks`)."""
 
     def __call__(self, updates: torch.Tensor, round_index: int, generator: torch.Generator) -> torch.Tensor:
         """Return attacked updates ``(B, P)`` for round ``round_index`` (rounds count from 0)."""
@@ -277,6 +283,7 @@ class SwitchingAttack(Attack):
                     f"allowed: {', '.join(name for name in ATTACKS.names() if name not in ('label-flip', 'switching'))}"
                 )
         self.attacks = built
+        self.needs_honest = any(item.needs_honest for item in built)
         self.schedule = schedule
         self.period = period
         self.seed = seed
@@ -299,12 +306,28 @@ class SwitchingAttack(Attack):
         sizes: Sequence[int],
         round_indices: Sequence[int],
         generators: Sequence[torch.Generator],
+        honest: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Hand all groups to the active attack when every group is in the same phase; else group by group."""
+        """Hand all groups to the active attack when every group is in the same phase; else group by group.
+
+        ``honest`` (``(groups, n, P)``) reaches the attacks that need it (omniscient ones); the others ignore it.
+        """
         active = {self.active_index(int(round_index)) for round_index in round_indices}
         if len(active) == 1:
-            return self.attacks[active.pop()].apply_groups(updates, sizes, round_indices, generators)
-        return super().apply_groups(updates, sizes, round_indices, generators)
+            chosen = self.attacks[active.pop()]
+            extra = {"honest": honest} if getattr(chosen, "needs_honest", False) else {}
+            return chosen.apply_groups(updates, sizes, round_indices, generators, **extra)
+        pieces = []
+        start = 0
+        for group, (size, round_index, generator) in enumerate(zip(sizes, round_indices, generators, strict=True)):
+            rows = updates[start : start + size]
+            start += size
+            if size == 0:
+                continue
+            chosen = self.attacks[self.active_index(int(round_index))]
+            extra = {"honest": honest[group : group + 1]} if getattr(chosen, "needs_honest", False) else {}
+            pieces.append(chosen.apply_groups(rows, [size], [round_index], [generator], **extra))
+        return torch.cat(pieces) if pieces else updates.clone()
 
 
 __all__ = [
