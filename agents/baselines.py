@@ -1,4 +1,4 @@
-"""Baseline scheduling policies: earliest-expiring-first, greedy-by-demand, uniform split and uniform random."""
+"""Baseline scheduling policies: earliest-expiring-first, greedy-by-demand, uniform split, uniform random, idle."""
 
 from __future__ import annotations
 
@@ -162,3 +162,21 @@ class UniformSplit(_DeterministicScheduler):
         links = self.interface.num_links
         attempts = split_budget(np.append(np.ones(links), 0.0), self.interface.budget)
         return self.interface.action(attempts, freshest_first=np.zeros(links, dtype=bool))
+
+
+class Idle(_DeterministicScheduler):
+    """The "no communication" reference: every round the whole budget stays unspent, so no pair is generated.
+
+    With no pairs no consensus message travels: each node learns from its own data only. The lower end of the
+    bracket a scheduler is placed in (the upper end is perfect communication).
+
+    Args:
+        env: The environment the policy will act in.
+    """
+
+    name = "idle"
+
+    def act(self, observation: Any, info: dict[str, Any]) -> np.ndarray:
+        """Return zero attempts on every link."""
+        links = self.interface.num_links
+        return self.interface.action(np.zeros(links, dtype=np.int64), freshest_first=np.zeros(links, dtype=bool))

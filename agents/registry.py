@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.base import Policy
-from agents.baselines import EarliestExpiringFirst, GreedyByDemand, UniformRandom, UniformSplit
+from agents.baselines import EarliestExpiringFirst, GreedyByDemand, Idle, UniformRandom, UniformSplit
 from agents.exact_lite import ExactLitePolicy
 from agents.ppo import PPOPolicy
 from ceas_gym.registry import Registry
@@ -32,6 +32,7 @@ POLICIES.add("eef", EarliestExpiringFirst)
 POLICIES.add("greedy", GreedyByDemand)
 POLICIES.add("random", UniformRandom)
 POLICIES.add("uniform", UniformSplit)
+POLICIES.add("idle", Idle)
 POLICIES.add("exact-optimal", ExactLitePolicy)  # small Lite instances (the tiny preset): solved exactly
 
 

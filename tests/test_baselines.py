@@ -118,3 +118,26 @@ def test_eef_plan_hand_computed_cases():
     assert plan(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([0.2, 0.1]), 3).tolist() == [3, 0]
     # No deficit, no attempts.
     assert plan(np.zeros(3), np.ones(3), np.ones(3), 10).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "env_id", ["ceas_gym/EntanglementScheduling-Small-v0", "ceas_gym/EntanglementScheduling-Lite-v0"]
+)
+def test_idle_generates_no_pair_so_no_consensus_message_travels(env_id: str) -> None:
+    import gymnasium as gym
+
+    from agents.registry import make_policy
+
+    env = gym.make(env_id, max_rounds=6) if "Small" in env_id else gym.make(env_id)
+    policy = make_policy("idle", env)
+    assert isinstance(policy, Policy) and policy.name == "idle"
+    observation, info = env.reset(seed=0)
+    action = policy.act(observation, info)
+    attempts, _ = env.unwrapped.decode_action(action)
+    assert attempts.sum() == 0
+    for _ in range(6):
+        observation, _, terminated, truncated, info = env.step(policy.act(observation, info))
+        assert info["attempts"] == 0 and info["generated"] == 0
+        assert info.get("consumed", 0) == 0 and info.get("exchanges_granted_fraction", 0.0) == 0.0
+        if terminated or truncated:
+            break
