@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_ROUNDED_KEYS = frozenset({"loss", "stamp", "mean_delivered_fidelity"})
+FLOAT_ROUNDED_KEYS = frozenset({"loss", "stamp", "mean_delivered_fidelity", "consensus_distance"})
 """Observation and info keys computed through float32 products whose rounding depends on the batch's shape."""
 
 FLOAT32_RTOL = 1e-5

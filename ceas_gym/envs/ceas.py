@@ -89,7 +89,10 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     (Byzantine nodes quarantined / Byzantine nodes), ``false_quarantine_rate`` (honest nodes quarantined / honest
     nodes), ``active_nodes``, ``exchanges_granted_fraction`` (this round), ``requests_missed`` (exchanges skipped
     for lack of pairs), ``pairs_expired``, ``wasted`` (expired + overflow), ``attempts``, ``generated``,
-    ``consumed``, ``mean_delivered_fidelity``, ``checkpoint``, ``committed``.
+    ``consumed``, ``mean_delivered_fidelity``, ``checkpoint``, ``committed``. With
+    ``learning={"evaluate_nodes": True}`` also ``accuracy_honest_mean`` / ``accuracy_honest_worst`` (test accuracy of
+    the models the honest active nodes hold) and ``consensus_distance`` (their mean L2 distance to their phi-weighted
+    mean).
 
     ## Version History
 

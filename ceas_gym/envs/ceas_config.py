@@ -72,6 +72,10 @@ class LearningConfig:
             ``1 - p`` on average, which pulls gossiping models toward zero: with it, more exchanges lowered accuracy
             (Small env, EEF 0.790 vs uniform split 0.818 over 6 seeds; unbiased: 0.843 vs 0.832)
             (:func:`ceas_gym.learning.transport.transmit`).
+        evaluate_nodes: Also score every honest active node's own model on the test set each round (the models the
+            nodes hold, not the central aggregate): the info then gains ``accuracy_honest_mean`` and
+            ``accuracy_honest_worst`` (test accuracy of those models) and ``consensus_distance`` (mean L2 distance of
+            their parameters to their phi-weighted mean). Costs one test-set evaluation per honest node and round.
         device: Torch device of the learning layer (``"cpu"`` or ``"cuda"``).
         torch_threads: Torch intra-op CPU threads to use, set (process-wide, with ``torch.set_num_threads``) when
             the environment is built; ``None`` leaves torch's setting alone. The default 1 is fastest for these
@@ -94,6 +98,7 @@ class LearningConfig:
     qfi_every: int = 4
     transport_noise: bool = True
     transport_receiver: Literal["raw", "unbiased"] = "unbiased"
+    evaluate_nodes: bool = False
     device: str = "cpu"
     torch_threads: int | None = 1
 

@@ -10,7 +10,9 @@ Byzantine nodes) and ``false_quarantine_rate`` (honest nodes quarantined / hones
 ``exchanges_granted_fraction`` (granted / attempted exchanges of this round, 0 if none was attempted);
 ``requests_missed`` (attempted - granted); ``pairs_expired``; ``wasted`` (expired + overflow pairs); ``attempts``,
 ``generated``, ``consumed`` (pairs, this round); ``mean_delivered_fidelity`` (0 where nothing was delivered);
-``checkpoint`` and ``committed``.
+``checkpoint`` and ``committed``. With ``learning.evaluate_nodes``: ``accuracy_honest_mean`` and
+``accuracy_honest_worst`` (the honest active nodes' own models on the test set) and ``consensus_distance`` (their
+mean L2 distance to their phi-weighted mean); NaN where no honest node is active.
 
 Reward (per copy), with the :class:`~ceas_gym.envs.ceas_config.CEASRewardConfig` weights ``w``::
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["INFO_METRICS", "RoundStats", "info_row", "round_infos", "round_reward"]
+__all__ = ["INFO_METRICS", "NODE_METRICS", "RoundStats", "info_row", "node_metrics", "round_infos", "round_reward"]
 
 INFO_METRICS = (
     "accuracy",
@@ -40,6 +42,9 @@ INFO_METRICS = (
     "wasted",
 )
 """Scalar info keys every CEAS environment reports each step (also logged by the training tools)."""
+
+NODE_METRICS = ("accuracy_honest_mean", "accuracy_honest_worst", "consensus_distance")
+"""Info keys added with ``learning.evaluate_nodes`` (the models the honest nodes hold)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,36 @@ class RoundStats:
         zeros = np.zeros(copies, dtype=np.int64)
         no = np.zeros(copies, dtype=bool)
         return cls(zeros, zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(copies), no, no)
+
+
+def node_metrics(
+    node_accuracy: np.ndarray, params: np.ndarray, weights: np.ndarray, members: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The honest nodes' own-model metrics of E copies (``members``: the honest active nodes).
+
+    Args:
+        node_accuracy: Test accuracy of each honest node's model. ``(E, H)``.
+        params: Their parameters. ``(E, H, P)``.
+        weights: Their fidelity stamps phi (the weights of their mean). ``(E, H)`` > 0.
+        members: Which of them count (honest and active). ``(E, H)`` bool.
+
+    Returns:
+        ``accuracy_honest_mean``, ``accuracy_honest_worst`` and ``consensus_distance``, each ``(E,)``; NaN in a copy
+        without members.
+    """
+    counts = members.sum(1)
+    masked = np.where(members, node_accuracy, np.nan)
+    w = np.where(members, weights, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (w[..., None] * params).sum(1) / w.sum(1, keepdims=True)  # (E, P)
+        distance = np.linalg.norm(params - centre[:, None, :], axis=-1)  # (E, H)
+        mean_distance = np.where(members, distance, 0.0).sum(1) / counts
+        has = counts > 0
+        return {
+            "accuracy_honest_mean": np.where(has, np.nansum(masked, 1) / np.maximum(counts, 1), np.nan),
+            "accuracy_honest_worst": np.where(has, np.nanmin(np.where(has[:, None], masked, 0.0), axis=1), np.nan),
+            "consensus_distance": np.where(has, mean_distance, np.nan),
+        }
 
 
 def round_infos(

@@ -32,7 +32,7 @@ from ceas_gym.config import ConfigError
 from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.envs.batched_rows import evaluate_rows
 from ceas_gym.envs.ceas_config import CEASEnvConfig
-from ceas_gym.envs.ceas_outputs import RoundStats, round_infos, round_reward
+from ceas_gym.envs.ceas_outputs import RoundStats, node_metrics, round_infos, round_reward
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance, disjoint_union
 from ceas_gym.envs.learning_setup import LearningSetup
@@ -119,6 +119,7 @@ class CEASRound:
         self.consumed_total = np.zeros(e, dtype=np.int64)
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
         self._demand: tuple[np.ndarray, np.ndarray] | None = None
+        self._node_metrics: dict[str, np.ndarray] = {}
 
     def demand(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs the coming round requests per link ``(E, L)`` and their deadline ``(E, L)``.
@@ -168,10 +169,17 @@ class CEASRound:
         self.granted_fraction[copies] = 1.0
         # One probe tensor per episode, so the circuit's encoding cache serves it every round.
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
+        if self.learning.evaluate_nodes:  # each honest node's test set, one tensor per episode (encoding cache)
+            honest = int((~self.instance.byzantine).sum())
+            self._node_test = (
+                self.test_features.repeat_interleave(honest, dim=0),
+                self.test_labels.repeat_interleave(honest, dim=0),
+            )
         index = torch.as_tensor(copies)
         first_rows = self.params[index * n]
         result = evaluate_rows(self.model, first_rows, self.test_features[index], self.test_labels[index])
         self.accuracy[copies], self.loss[copies] = result
+        self._evaluate_nodes()
 
     # ------------------------------------------------------------------------------------------ round
     def step(self, attempts: np.ndarray, freshest: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -218,6 +226,7 @@ class CEASRound:
             self.model, outcome.consensus, self.test_features, self.test_labels, outcome.consensus_unitary
         )
         self.stamps = stamps.detach().cpu().numpy().reshape(e, n)
+        self._evaluate_nodes()
         pairs_per_edge = outcome.pairs_per_edge.reshape(e, links)
         with np.errstate(invalid="ignore", divide="ignore"):
             self.granted_fraction = np.where(
@@ -290,6 +299,21 @@ class CEASRound:
             self.qfi_score[rows] = qfi_trace_score(self.model.circuit, angles, probes).cpu().double()
         return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.learning.stamps)
 
+    def _evaluate_nodes(self) -> None:
+        """With ``learning.evaluate_nodes``: score the honest nodes' own models (:func:`node_metrics`)."""
+        if not self.learning.evaluate_nodes:
+            self._node_metrics = {}
+            return
+        e, honest = self.copies, ~self.instance.byzantine
+        rows = self.params[self._all_honest]
+        accuracy, _ = evaluate_rows(self.model, rows, *self._node_test)
+        self._node_metrics = node_metrics(
+            accuracy.reshape(e, -1),
+            rows.detach().double().cpu().numpy().reshape(e, int(honest.sum()), -1),
+            self.stamps[:, honest],
+            self.active[:, honest],
+        )
+
     def _adopt(self, params: torch.Tensor, received_fidelity: np.ndarray) -> None:
         """Take the parameters after consensus (Byzantine rows keep their clean model) and the received fidelity."""
         params = params.detach().to(self.model.dtype)
@@ -346,7 +370,7 @@ class CEASRound:
 
     def infos(self, stats: RoundStats | None = None) -> dict[str, np.ndarray]:
         """The info keys as ``(E,)`` arrays; ``stats=None`` gives a round with no counts (after a reset)."""
-        return round_infos(
+        infos = round_infos(
             stats if stats is not None else RoundStats.empty(self.copies),
             round_index=self.round_index,
             accuracy=self.accuracy,
@@ -356,3 +380,5 @@ class CEASRound:
             active=self.active,
             byzantine=self.instance.byzantine,
         )
+        infos.update({key: value.copy() for key, value in self._node_metrics.items()})
+        return infos
