@@ -38,6 +38,10 @@ def test_the_env_reports_the_honest_nodes_own_models_as_separate_evaluations_fin
     env = EntanglementSchedulingEnv(preset="small", learning={"evaluate_nodes": True}, max_rounds=8)
     observation, info = env.reset(seed=3)
     assert info["consensus_distance"] == 0.0  # identical initial parameters on every node
+    start = env.round
+    first_honest = int(np.flatnonzero(~env.instance.byzantine)[0])
+    at_start = evaluate(start.model, start.params[first_honest], start.test_features[0], start.test_labels[0])
+    assert info["accuracy_honest_mean"] == info["accuracy_honest_worst"] == float(at_start.accuracy[0])
     policy = make_policy("eef", env)
     for _ in range(6):
         observation, _, _, _, info = env.step(policy.act(observation, info))

@@ -71,7 +71,7 @@ def build_callbacks(args: argparse.Namespace, run: Path, config: dict[str, Any],
     hparams.update({key: value for key, value in config["hyperparams"].items() if key != "info_keywords"})
     hparams.update({f"env_kwargs.{key}": value for key, value in config["env_kwargs"].items()})
     callbacks: list[Any] = [InfoMetricsCallback(info_keywords)]
-    if getattr(args, "resume", None) is None:  # a resumed run keeps the record of its first start (once per run)
+    if args.resume is None:  # a resumed run keeps the record of its first start (once per run)
         callbacks.append(HParamsCallback(hparams))
     if args.save_freq > 0:
         callbacks.append(CheckpointCallback(max(args.save_freq // n_envs, 1), run / "checkpoints"))

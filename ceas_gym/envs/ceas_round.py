@@ -32,7 +32,7 @@ from ceas_gym.config import ConfigError
 from ceas_gym.consensus.pairs import InventoryPairs
 from ceas_gym.envs.batched_rows import evaluate_rows
 from ceas_gym.envs.ceas_config import CEASEnvConfig
-from ceas_gym.envs.ceas_outputs import RoundStats, node_metrics, round_infos, round_reward
+from ceas_gym.envs.ceas_outputs import NODE_METRICS, RoundStats, node_metrics, round_infos, round_reward
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance, disjoint_union
 from ceas_gym.envs.learning_setup import LearningSetup
@@ -179,7 +179,8 @@ class CEASRound:
         first_rows = self.params[index * n]
         result = evaluate_rows(self.model, first_rows, self.test_features[index], self.test_labels[index])
         self.accuracy[copies], self.loss[copies] = result
-        self._evaluate_nodes()
+        if self.learning.evaluate_nodes:
+            self._start_node_metrics(copies)
 
     # ------------------------------------------------------------------------------------------ round
     def step(self, attempts: np.ndarray, freshest: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -274,7 +275,7 @@ class CEASRound:
         attack = self.setup.attack
         by_weights = self.learning.attack_target == "weights"
         extra = {}
-        if getattr(attack, "needs_honest", False):  # omniscient attacks see their copy's honest vectors
+        if attack.needs_honest:  # omniscient attacks see their copy's honest vectors
             honest = self._all_honest
             vectors = trained[honest] if by_weights else trained[honest] - start[honest]
             extra["honest"] = vectors.reshape(self.copies, -1, vectors.shape[-1])
@@ -298,6 +299,15 @@ class CEASRound:
             probes = probes.repeat_interleave(n, dim=0)
             self.qfi_score[rows] = qfi_trace_score(self.model.circuit, angles, probes).cpu().double()
         return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.learning.stamps)
+
+    def _start_node_metrics(self, copies: np.ndarray) -> None:
+        """The node metrics of freshly reset copies: every node holds the same initial row (the one just scored)."""
+        if not self._node_metrics:
+            self._node_metrics = {key: np.full(self.copies, np.nan) for key in NODE_METRICS}
+        has_honest = bool((~self.instance.byzantine).any())
+        self._node_metrics["accuracy_honest_mean"][copies] = self.accuracy[copies] if has_honest else np.nan
+        self._node_metrics["accuracy_honest_worst"][copies] = self.accuracy[copies] if has_honest else np.nan
+        self._node_metrics["consensus_distance"][copies] = 0.0 if has_honest else np.nan
 
     def _evaluate_nodes(self) -> None:
         """With ``learning.evaluate_nodes``: score the honest nodes' own models (:func:`node_metrics`)."""

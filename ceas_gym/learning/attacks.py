@@ -314,20 +314,28 @@ class SwitchingAttack(Attack):
         """
         active = {self.active_index(int(round_index)) for round_index in round_indices}
         if len(active) == 1:
-            chosen = self.attacks[active.pop()]
-            extra = {"honest": honest} if getattr(chosen, "needs_honest", False) else {}
-            return chosen.apply_groups(updates, sizes, round_indices, generators, **extra)
-        pieces = []
-        start = 0
-        for group, (size, round_index, generator) in enumerate(zip(sizes, round_indices, generators, strict=True)):
-            rows = updates[start : start + size]
-            start += size
-            if size == 0:
-                continue
+            return self._apply(self.attacks[active.pop()], updates, sizes, round_indices, generators, honest)
+
+        def one_group(rows: torch.Tensor, round_index: int, generator: torch.Generator, block: Any) -> torch.Tensor:
             chosen = self.attacks[self.active_index(int(round_index))]
-            extra = {"honest": honest[group : group + 1]} if getattr(chosen, "needs_honest", False) else {}
-            pieces.append(chosen.apply_groups(rows, [size], [round_index], [generator], **extra))
-        return torch.cat(pieces) if pieces else updates.clone()
+            return self._apply(chosen, rows, [rows.shape[0]], [round_index], [generator], block)
+
+        blocks = [None] * len(sizes) if honest is None else list(honest.split(1))
+        return map_groups(updates, sizes, one_group, round_indices, generators, blocks)
+
+    @staticmethod
+    def _apply(
+        attack: Attack,
+        updates: torch.Tensor,
+        sizes: Sequence[int],
+        round_indices: Sequence[int],
+        generators: Sequence[torch.Generator],
+        honest: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``attack.apply_groups``, handing ``honest`` only to an attack that needs it (others do not take it)."""
+        if attack.needs_honest:
+            return attack.apply_groups(updates, sizes, round_indices, generators, honest=honest)
+        return attack.apply_groups(updates, sizes, round_indices, generators)
 
 
 __all__ = [
