@@ -42,6 +42,11 @@ ZOO_ALGORITHMS = {"PPO": "ppo", "MaskablePPO": "ppo_mask"}
 """The zoo's folder (and ``--algo``) name of each algorithm ``ceas-train`` trains."""
 
 
+def zoo_algorithm(algorithm: str) -> str:
+    """The zoo's name of ``algorithm`` (a class name such as ``"PPO"``); unknown ones in lower case."""
+    return ZOO_ALGORITHMS.get(algorithm, algorithm.lower())
+
+
 def env_name(env_id: str) -> str:
     """The env id without its namespace, safe as a folder name (results pages)."""
     return env_id.rsplit("/", 1)[-1]
@@ -108,7 +113,7 @@ def write_zoo_stats(run: Path, config: dict[str, Any], normalizer: Any | None) -
     stats.mkdir(parents=True, exist_ok=True)
     normalize = config["hyperparams"].get("normalize", False)
     zoo_config = {"normalize": normalize if normalizer is not None else False, "env_kwargs": config["env_kwargs"]}
-    algo = ZOO_ALGORITHMS.get(config["algorithm"], config["algorithm"].lower())
+    algo = zoo_algorithm(config["algorithm"])
     zoo_args = {"env": env_id, "algo": algo, "env_kwargs": config["env_kwargs"], "seed": config["seed"]}
     (stats / "config.yml").write_text(yaml.safe_dump(zoo_config, sort_keys=True), encoding="utf-8")
     (stats / "args.yml").write_text(yaml.safe_dump(zoo_args, sort_keys=True), encoding="utf-8")

@@ -80,12 +80,12 @@ from training.model import (
 from training.pretrain import load_pretrain_config, pretrain
 from training.residual import check_residual_space, load_residual_config, save_residual
 from training.run_folder import (
-    ZOO_ALGORITHMS,
     claim_run_folder,
     final_model_path,
     read_yaml,
     write_records,
     write_zoo_stats,
+    zoo_algorithm,
 )
 from training.run_lock import RunLock, RunLockedError
 from training.tensorboard_purge import purge_events_after
@@ -366,8 +366,7 @@ def run_training(argv: Sequence[str]) -> tuple[int, Path]:
             parser.error(f"--resume {str(run)!r}: no config.yml there; is it a ceas-train run folder?")
     else:
         config = resolve_new_run(parser, args)
-        algo = ZOO_ALGORITHMS.get(config["algorithm"], config["algorithm"].lower())
-        run = claim_run_folder(args.log_folder, config["env_id"], algo)
+        run = claim_run_folder(args.log_folder, config["env_id"], zoo_algorithm(config["algorithm"]))
     lock = RunLock(run)
     try:
         lock.acquire()
