@@ -22,7 +22,9 @@ import gymnasium as gym
 from agents.base import Policy
 from agents.baselines import EarliestExpiringFirst, GreedyByDemand, Idle, UniformRandom, UniformSplit
 from agents.exact_lite import ExactLitePolicy
+from agents.lookahead import Lookahead
 from agents.ppo import PPOPolicy
+from agents.value_aware import ValueAware
 from ceas_gym.registry import Registry
 
 PolicyFactory = Callable[..., Policy]
@@ -33,6 +35,8 @@ POLICIES.add("greedy", GreedyByDemand)
 POLICIES.add("random", UniformRandom)
 POLICIES.add("uniform", UniformSplit)
 POLICIES.add("idle", Idle)
+POLICIES.add("value", ValueAware)  # CEAS environments: whole exchanges to trusted links that waited longest
+POLICIES.add("lookahead", Lookahead)  # CEAS environments: clairvoyant upper reference (rolls out copies)
 POLICIES.add("exact-optimal", ExactLitePolicy)  # small Lite instances (the tiny preset): solved exactly
 
 

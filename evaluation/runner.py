@@ -8,7 +8,8 @@ Conventions:
   this process) or the backend (``backend="ray"``: one Ray task per episode, :mod:`training.ray_backend`).
 * Metrics are the env's scalar ``info`` values (ints, floats, bools as 0/1; other values are skipped). An episode
   row holds ``env``, ``policy``, ``seed``, ``return`` (sum of rewards), ``length`` (rounds), every scalar metric at
-  the last round under its own name, and its mean over the rounds as ``<key>_mean``.
+  the last round under its own name, its mean over the rounds as ``<key>_mean`` and, for the keys of
+  :data:`FINAL_KEYS`, its mean over the last 10 % of rounds (at least one) as ``<key>_final``.
 * Identity columns win over ``info`` keys of the same name (the env's own ``round`` counter is dropped in
   favour of ``round`` / ``length``).
 * A round row (kept only when asked for) holds ``env``, ``policy``, ``seed``, ``round`` (1-based), ``reward`` and
@@ -33,6 +34,12 @@ import numpy as np
 import ceas_gym  # noqa: F401  (registers the environments in worker processes)
 from agents.base import Policy
 from agents.registry import is_model_path, make_policy, policy_label
+
+FINAL_KEYS = ("accuracy", "accuracy_worst", "accuracy_ideal_aggregate")
+"""Metrics whose final value (mean of the last 10 % of rounds) the episode row also holds, as ``<key>_final``."""
+
+FINAL_FRACTION = 0.1
+"""Share of an episode's last rounds that ``<key>_final`` averages."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,9 @@ def run_episode(task: EpisodeTask) -> EpisodeResult:
     keys = list(per_round[-1]) if per_round else []
     means = {f"{key}_mean": float(np.mean([row.get(key, np.nan) for row in per_round])) for key in keys}
     episode = with_metrics({**identity, "return": float(np.sum(rewards)), "length": len(rewards)}, per_round[-1])
-    episode = with_metrics(episode, means)
+    tail = per_round[-max(1, int(np.ceil(FINAL_FRACTION * len(per_round)))) :]
+    finals = {f"{key}_final": float(np.mean([row[key] for row in tail])) for key in FINAL_KEYS if key in keys}
+    episode = with_metrics(episode, {**means, **finals})
     rounds = []
     if task.keep_rounds:
         rounds = [

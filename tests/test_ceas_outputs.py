@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from ceas_gym.envs.ceas_config import CEASRewardConfig
-from ceas_gym.envs.ceas_outputs import RoundStats, info_row, round_infos, round_reward
+from ceas_gym.envs.ceas_outputs import INFO_METRICS, NODE_METRICS, RoundStats, info_row, round_infos, round_reward
+
+NODE_VALUES = {"accuracy": 0.5, "loss": float(np.log(2.0)), "accuracy_worst": 0.5, "consensus_distance": 0.0}
 
 
 def two_copies() -> dict[str, np.ndarray]:
@@ -26,8 +28,13 @@ def two_copies() -> dict[str, np.ndarray]:
     return round_infos(
         stats,
         round_index=np.array([3, 0]),
-        accuracy=np.array([0.75, 0.5]),
-        loss=np.array([0.4, 0.69]),
+        node={
+            "accuracy": np.array([0.75, 0.5]),
+            "loss": np.array([0.4, 0.69]),
+            "accuracy_worst": np.array([0.6, 0.5]),
+            "consensus_distance": np.array([0.3, 0.0]),
+        },
+        ideal_accuracy=np.array([0.8, 0.5]),
         generated_total=np.array([20, 0]),
         consumed_total=np.array([15, 0]),
         active=active,
@@ -46,6 +53,16 @@ def test_infos_match_hand_computed_values_per_copy() -> None:
     assert first["mean_delivered_fidelity"] == 0.9 and second["mean_delivered_fidelity"] == 0.0  # NaN -> 0
     assert first["round"] == 3 and first["checkpoint"] is True and second["committed"] is False
     assert {type(value) for value in first.values()} <= {int, float, bool}
+    assert first["accuracy"] == 0.75 and first["accuracy_worst"] == 0.6 and first["accuracy_ideal_aggregate"] == 0.8
+    assert first["consensus_distance"] == 0.3 and second["loss"] == 0.69
+    assert set(NODE_METRICS) <= set(INFO_METRICS) <= set(first)
+
+
+def test_default_reward_is_learning_only() -> None:
+    infos = two_copies()
+    reward = round_reward(CEASRewardConfig(), infos["accuracy"], np.array([0.7, 0.6]), infos, budget=40)
+    # level + gain of the honest nodes' accuracy; exchanges, waste and attempts weigh 0 by default
+    np.testing.assert_allclose(reward, [0.75 + 0.05, 0.5 - 0.1], rtol=0, atol=1e-15)
 
 
 def test_reward_is_the_documented_formula() -> None:
@@ -64,8 +81,8 @@ def test_an_empty_round_reports_zeros() -> None:
     infos = round_infos(
         stats,
         round_index=np.zeros(3, dtype=np.int64),
-        accuracy=np.full(3, 0.5),
-        loss=np.full(3, np.log(2.0)),
+        node={key: np.full(3, value) for key, value in NODE_VALUES.items()},
+        ideal_accuracy=np.full(3, 0.5),
         generated_total=np.zeros(3, dtype=np.int64),
         consumed_total=np.zeros(3, dtype=np.int64),
         active=np.ones((3, 5), dtype=bool),

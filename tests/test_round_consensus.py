@@ -141,7 +141,12 @@ def test_a_copy_that_delivers_nothing_keeps_its_parameters_and_reports_its_last_
     assert not outcome.committed[0] and outcome.granted[0] == 0
     assert torch.equal(outcome.params[:n], inputs.submitted[:n])
     assert torch.equal(outcome.consensus[0], committed_before[0])
-    assert outcome.committed[1] and torch.equal(outcome.params[n], outcome.consensus[1])
+    assert outcome.committed[1]
+    reached = ~np.isnan(outcome.received_fidelity[n:])  # the ends of copy 1's granted exchanges
+    assert reached.any() and not reached.all()
+    for node in range(n):  # the mean reaches a node only over a granted exchange; the others keep their model
+        expected = outcome.consensus[1] if reached[node] else inputs.submitted[n + node]
+        assert torch.equal(outcome.params[n + node], expected)
 
 
 def test_a_shifted_provider_serves_a_copy_from_its_own_links() -> None:

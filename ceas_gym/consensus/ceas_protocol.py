@@ -15,8 +15,9 @@ The ``ceas`` protocol (CEAS Sec. III-B, III-D, IV), per round ``t``:
    ``tau_k <- alpha tau_k + (1 - alpha) v_k``.
 5. At a checkpoint round (every ``checkpoint_every``-th) the monitor runs quorum, quarantine and readmission with
    ``F_k = phi_k``. With ``votes_need_exchange`` a node votes only if it received at least one message this round.
-   A committed checkpoint stores ``theta_bar`` as the committed model; readmitted nodes restart from it (state
-   transfer), quarantined nodes keep their own parameters and take no part until readmitted.
+   A committed checkpoint stores ``theta_bar`` as the committed model (a diagnostic: no node receives it, since no
+   pairs carry it); quarantined nodes keep their own parameters and take no part until readmitted, and a readmitted
+   node rejoins the gossip with the parameters it holds.
 """
 
 from __future__ import annotations
@@ -207,9 +208,6 @@ class CEASProtocol:
             quarantined, readmitted = outcome.quarantined, outcome.readmitted
             if committed:
                 self.committed_params = consensus.clone()
-                if readmitted.any():
-                    new_params = new_params.clone()
-                    new_params[torch.as_tensor(readmitted)] = consensus
 
         pairs_per_edge = gossip.granted_per_edge * config.pairs_per_exchange
         return ConsensusRoundResult(

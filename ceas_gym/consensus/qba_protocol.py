@@ -47,9 +47,11 @@ One training round ``t`` (second paper, Sec. 4, Alg. 1-3, Appendix A; DESIGN.md 
    so that a committee can always be elected. Stakes start at ``initial_stake`` (Sec. 4.2: equal stakes).
 7. **Ledger**: a committed round appends a block (round, model hash, aggregated participants, signatures, stake
    snapshot) to the hash-chained :class:`~ceas_gym.consensus.ledger.Ledger`, whose new head the signing members
-   sign as they signed the block (:func:`member_signatures`), and every node adopts
-   ``theta_bar``. Otherwise every node keeps its own parameters and the reported consensus model is the last
-   committed one (the plain mean of the submitted parameters before any).
+   sign as they signed the block (:func:`member_signatures`). ``theta_bar`` reaches a node only over pairs: the
+   committee members and every node whose update arrived (the upload route carries both directions, as a gossip
+   exchange does) adopt it; the other nodes keep their own parameters. Without a commit every node keeps its own
+   parameters and the reported consensus model is the last committed one (the plain mean of the submitted
+   parameters before any, a diagnostic no node holds).
 
 Reported fields: ``participants`` = nodes aggregated (kept by the score rule); ``quarantined`` = arrived nodes the
 score rule excluded in a committed round (this is per round: ``active`` stays all True, nobody is barred from the
@@ -433,7 +435,8 @@ class QBAProtocol:
         """What the environment reads: new parameters, exchange and pair counts, fidelities, divergence."""
         n = self.num_nodes
         committed = agreement.committed
-        new_params = consensus.unsqueeze(0).expand(n, -1).clone() if committed else submitted.clone()
+        reached = torch.as_tensor(upload.arrived, device=submitted.device)[:, None]  # members arrive without transport
+        new_params = torch.where(reached, consensus.unsqueeze(0), submitted) if committed else submitted.clone()
         received_fidelity = np.full(n, math.nan)
         receiver = upload.receiver
         travelled_nodes = receiver >= 0

@@ -12,9 +12,11 @@ entanglement-aware scheduling" (CEAS Sec. IV). Per round:
 3. A participant's update *arrives* if at least one of its exchanges was granted; it travels at the mean fidelity
    of the pairs of its granted exchanges (the optional ``perturb`` hook is applied to the arrived updates with
    that fidelity).
-4. The plain, unweighted mean of the arrived updates is the round's consensus model and is broadcast: every node
-   (there is no quarantine) continues from it. If no update arrived the round commits nothing and every node keeps
-   its parameters; the consensus model is then the last committed one (the plain mean of all nodes before any).
+4. The plain, unweighted mean of the arrived updates is the round's consensus model. It reaches a node only over
+   pairs: every node at an end of a granted exchange (an exchange carries both directions) continues from it, the
+   others keep their parameters. If no update arrived the round commits nothing and every node keeps its
+   parameters; the consensus model is then the last committed one (the plain mean of all nodes before any, a
+   diagnostic no node holds).
 
 Expected demand for the scheduler: a link is used when at least one endpoint is drawn, with probability
 ``1 - C(N-2, m) / C(N, m) = 1 - (N - m)(N - m - 1) / (N (N - 1))``; the expected pairs per link are that times
@@ -185,7 +187,8 @@ class RandomSelectionProtocol:
                 fidelity = torch.as_tensor(received_fidelity[arrived], dtype=submitted.dtype, device=submitted.device)
                 updates = perturb(updates, fidelity)
             consensus = updates.mean(dim=0)
-            new_params = consensus.unsqueeze(0).expand(n, -1).clone()
+            reached = torch.as_tensor(exchanges_per_node > 0, device=submitted.device)[:, None]
+            new_params = torch.where(reached, consensus.unsqueeze(0), submitted)
             self.committed_params = consensus.clone()
         else:
             consensus = submitted.mean(dim=0) if self.committed_params is None else self.committed_params.clone()

@@ -26,11 +26,14 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     exchange over a link consumes Bell pairs from that link's memory (an exchange without pairs does not happen)
     and arrives perturbed according to the pairs' Werner fidelity, followed every 4th round by a BFT checkpoint
     that quarantines nodes whose rolling KL divergence from the consensus exceeds a fidelity-dependent threshold;
-    ``random-selection`` is the paper's entanglement-oblivious baseline. The agent is the entanglement scheduler:
-    before the consensus of each round it splits the network's budget of generation attempts over the links and
-    may choose, per link, whether exchanges use the oldest or the freshest stored pairs. A round runs: generate
-    pairs, local training and attacks, stamps, consensus (consuming pairs), evaluation, pairs age and expire. This
-    environment is a batch of one of :class:`~ceas_gym.envs.ceas_round.CEASRound`, the round the vector
+    ``random-selection`` is the paper's entanglement-oblivious baseline. Every node keeps its own model: a message
+    reaches a node only over pairs that were consumed, so with no pairs each node learns from its own data alone.
+    The data is non-IID by default (class balance ``Beta(0.05, 0.05)`` per node: most nodes hold nearly one
+    class), so a node alone stays near chance and the outcome needs the network. The agent is the entanglement
+    scheduler: before the consensus of each round it splits the network's budget of generation attempts over the
+    links and may choose, per link, whether exchanges use the oldest or the freshest stored pairs. A round runs:
+    generate pairs, local training and attacks, stamps, consensus (consuming pairs), evaluation, pairs age and
+    expire. This environment is a batch of one of :class:`~ceas_gym.envs.ceas_round.CEASRound`, the round the vector
     environment runs for E copies.
 
     ## Action Space
@@ -58,14 +61,16 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     | round                 | (1,)         | round index / max_rounds                                        |
     | checkpoint_next       | (1,)         | 1 if the coming round ends with a BFT checkpoint (votes count   |
     |                       |              | only from nodes that receive a message), else 0                 |
-    | accuracy              | (1,)         | test accuracy of the last consensus model                       |
-    | loss                  | (1,)         | its test loss (nats), clipped to [0, 10]                        |
+    | accuracy              | (1,)         | mean test accuracy of the models the honest nodes hold          |
+    | loss                  | (1,)         | their mean test loss (nats), clipped to [0, 10]                 |
 
     ## Rewards
 
     Per round, with ``CEASRewardConfig`` weights: ``w_accuracy * accuracy + w_gain * (accuracy - previous accuracy)
-    + w_exchanges * granted / requested - w_wasted * (expired + overflow pairs) - w_attempt * attempts / B``.
-    The accuracy term rewards learning progress over the whole episode (area under the accuracy curve).
+    + w_exchanges * granted / requested - w_wasted * (expired + overflow pairs) - w_attempt * attempts / B``, where
+    ``accuracy`` is the honest nodes' mean. By default the reward is learning only (``w_accuracy = w_gain = 1``,
+    the rest 0): the return is the area under the honest nodes' accuracy curve plus its final gain, so it ranks
+    schedulers as their accuracy does; the other terms are optional shaping.
 
     ## Starting State
 
@@ -81,22 +86,26 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     ``gymnasium.make("ceas_gym/EntanglementScheduling-v0", render_mode=None, **overrides)`` (``preset="paper"``)
     or ``"...-Small-v0"`` (``preset="small"``); ``overrides`` are :class:`~ceas_gym.envs.ceas_config.CEASEnvConfig`
     fields, e.g. ``protocol="random-selection"``, ``learning={"training": {"local_steps": 2}}``,
-    ``protocol_config={"ceas": {"bft": {"checkpoint_every": 2}}}``. Render modes: ``"ansi"``, ``"rgb_array"``.
+    ``protocol_config={"ceas": {"bft": {"checkpoint_every": 2}}}``, ``communication="perfect"`` (every exchange
+    granted at fidelity 1: the top of the bracket), ``roles={"byzantine_link_eta": 1.0}`` (cheap attacker links).
+    Render modes: ``"ansi"``, ``"rgb_array"``.
 
     ## info
 
-    ``accuracy``, ``loss``, ``utilisation`` (pairs consumed / generated, episode so far), ``isolation_rate``
+    ``accuracy`` / ``loss`` (mean over the models every honest node holds, quarantined or not, on a fixed test
+    subset of ``learning.node_test_samples``), ``accuracy_worst`` (the worst honest node), ``consensus_distance``
+    (mean L2 distance of the honest models to their phi-weighted mean), ``accuracy_ideal_aggregate`` (the
+    protocol's exact aggregate on the whole test set: a diagnostic no node holds), ``utilisation`` (pairs consumed
+    / generated, episode so far), ``isolation_rate``
     (Byzantine nodes quarantined / Byzantine nodes), ``false_quarantine_rate`` (honest nodes quarantined / honest
     nodes), ``active_nodes``, ``exchanges_granted_fraction`` (this round), ``requests_missed`` (exchanges skipped
     for lack of pairs), ``pairs_expired``, ``wasted`` (expired + overflow), ``attempts``, ``generated``,
-    ``consumed``, ``mean_delivered_fidelity``, ``checkpoint``, ``committed``. With
-    ``learning={"evaluate_nodes": True}`` also ``accuracy_honest_mean`` / ``accuracy_honest_worst`` (test accuracy of
-    the models the honest active nodes hold) and ``consensus_distance`` (their mean L2 distance to their phi-weighted
-    mean).
+    ``consumed``, ``mean_delivered_fidelity``, ``checkpoint``, ``committed``.
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version. The outcome became the honest nodes' own models (the central aggregate is the
+      diagnostic ``accuracy_ideal_aggregate``), the data non-IID and the reward learning-led (CHANGELOG).
     """
 
     presets = CEAS_PRESETS

@@ -4,17 +4,20 @@ The single environment (:mod:`ceas_gym.envs.ceas`) and the batched one (:mod:`ce
 call :func:`round_infos` and :func:`round_reward`; the single one reads row 0 as Python scalars
 (:func:`info_row`). The formulas live here only.
 
-Info keys (per copy): ``round``; ``accuracy`` and ``loss`` of the evaluated model; ``utilisation`` (pairs consumed /
+Info keys (per copy): ``round``; ``accuracy`` and ``loss``: the mean test accuracy and loss (nats) of the models
+the honest nodes hold (every honest node, quarantined or not: a falsely quarantined node's model is part of the
+outcome), ``accuracy_worst`` (the worst of them) and ``consensus_distance`` (their mean L2 distance to their
+phi-weighted mean); ``accuracy_ideal_aggregate`` (the exact phi-weighted mean of the active nodes' parameters, CEAS
+eq. 5, on the full test set: a diagnostic no node holds, never fed back); ``utilisation`` (pairs consumed /
 generated, episode so far, 0 before any was generated); ``isolation_rate`` (Byzantine nodes quarantined /
 Byzantine nodes) and ``false_quarantine_rate`` (honest nodes quarantined / honest nodes); ``active_nodes``;
 ``exchanges_granted_fraction`` (granted / attempted exchanges of this round, 0 if none was attempted);
 ``requests_missed`` (attempted - granted); ``pairs_expired``; ``wasted`` (expired + overflow pairs); ``attempts``,
 ``generated``, ``consumed`` (pairs, this round); ``mean_delivered_fidelity`` (0 where nothing was delivered);
-``checkpoint`` and ``committed``. With ``learning.evaluate_nodes``: ``accuracy_honest_mean`` and
-``accuracy_honest_worst`` (the honest active nodes' own models on the test set) and ``consensus_distance`` (their
-mean L2 distance to their phi-weighted mean); NaN where no honest node is active.
+``checkpoint`` and ``committed``.
 
-Reward (per copy), with the :class:`~ceas_gym.envs.ceas_config.CEASRewardConfig` weights ``w``::
+Reward (per copy), with the :class:`~ceas_gym.envs.ceas_config.CEASRewardConfig` weights ``w`` (default: accuracy
+level and gain weight 1, the shaping terms 0), ``accuracy`` being the honest nodes' mean::
 
     w_accuracy * accuracy + w_gain * (accuracy - previous accuracy) + w_exchanges * exchanges_granted_fraction
     - w_wasted * wasted - w_attempt * attempts / max(budget, 1)
@@ -29,9 +32,12 @@ import numpy as np
 
 __all__ = ["INFO_METRICS", "NODE_METRICS", "RoundStats", "info_row", "node_metrics", "round_infos", "round_reward"]
 
+NODE_METRICS = ("accuracy", "loss", "accuracy_worst", "consensus_distance")
+"""Info keys computed from the models the honest nodes hold (:func:`node_metrics`)."""
+
 INFO_METRICS = (
-    "accuracy",
-    "loss",
+    *NODE_METRICS,
+    "accuracy_ideal_aggregate",
     "utilisation",
     "isolation_rate",
     "false_quarantine_rate",
@@ -42,9 +48,6 @@ INFO_METRICS = (
     "wasted",
 )
 """Scalar info keys every CEAS environment reports each step (also logged by the training tools)."""
-
-NODE_METRICS = ("accuracy_honest_mean", "accuracy_honest_worst", "consensus_distance")
-"""Info keys added with ``learning.evaluate_nodes`` (the models the honest nodes hold)."""
 
 
 @dataclass(frozen=True)
@@ -84,41 +87,36 @@ class RoundStats:
 
 
 def node_metrics(
-    node_accuracy: np.ndarray, params: np.ndarray, weights: np.ndarray, members: np.ndarray
+    node_accuracy: np.ndarray, node_loss: np.ndarray, params: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The honest nodes' own-model metrics of E copies (``members``: the honest active nodes).
+    """The metrics of the models the honest nodes of E copies hold (:data:`NODE_METRICS`).
 
     Args:
-        node_accuracy: Test accuracy of each honest node's model. ``(E, H)``.
+        node_accuracy: Test accuracy of each honest node's model. ``(E, H)``, ``H >= 1``.
+        node_loss: Its test loss (nats). ``(E, H)``.
         params: Their parameters. ``(E, H, P)``.
-        weights: Their fidelity stamps phi (the weights of their mean). ``(E, H)`` > 0.
-        members: Which of them count (honest and active). ``(E, H)`` bool.
+        weights: Their fidelity stamps phi (the weights of their mean). ``(E, H)`` >= 0, not all 0 in a copy.
 
     Returns:
-        ``accuracy_honest_mean``, ``accuracy_honest_worst`` and ``consensus_distance``, each ``(E,)``; NaN in a copy
-        without members.
+        ``accuracy`` (mean), ``loss`` (mean), ``accuracy_worst`` (min) and ``consensus_distance`` (mean L2 distance of
+        the parameters to their phi-weighted mean), each ``(E,)``.
     """
-    counts = members.sum(1)
-    masked = np.where(members, node_accuracy, np.nan)
-    w = np.where(members, weights, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = (w[..., None] * params).sum(1) / w.sum(1, keepdims=True)  # (E, P)
-        distance = np.linalg.norm(params - centre[:, None, :], axis=-1)  # (E, H)
-        mean_distance = np.where(members, distance, 0.0).sum(1) / counts
-        has = counts > 0
-        return {
-            "accuracy_honest_mean": np.where(has, np.nansum(masked, 1) / np.maximum(counts, 1), np.nan),
-            "accuracy_honest_worst": np.where(has, np.nanmin(np.where(has[:, None], masked, 0.0), axis=1), np.nan),
-            "consensus_distance": np.where(has, mean_distance, np.nan),
-        }
+    centre = (weights[..., None] * params).sum(1) / weights.sum(1, keepdims=True)  # (E, P)
+    distance = np.linalg.norm(params - centre[:, None, :], axis=-1)  # (E, H)
+    return {
+        "accuracy": node_accuracy.mean(1),
+        "loss": node_loss.mean(1),
+        "accuracy_worst": node_accuracy.min(1),
+        "consensus_distance": distance.mean(1),
+    }
 
 
 def round_infos(
     stats: RoundStats,
     *,
     round_index: np.ndarray,
-    accuracy: np.ndarray,
-    loss: np.ndarray,
+    node: dict[str, np.ndarray],
+    ideal_accuracy: np.ndarray,
     generated_total: np.ndarray,
     consumed_total: np.ndarray,
     active: np.ndarray,
@@ -129,8 +127,8 @@ def round_infos(
     Args:
         stats: This round's counts.
         round_index: Rounds played so far. ``(E,)`` int.
-        accuracy: Test accuracy of the evaluated model. ``(E,)``.
-        loss: Its test loss (nats). ``(E,)``.
+        node: The :func:`node_metrics` of the honest nodes' models, each ``(E,)``.
+        ideal_accuracy: Test accuracy of the exact phi-weighted mean (the diagnostic). ``(E,)``.
         generated_total: Pairs generated this episode. ``(E,)`` int.
         consumed_total: Pairs consumed this episode. ``(E,)`` int.
         active: Nodes not quarantined. ``(E, N)`` bool.
@@ -144,8 +142,8 @@ def round_infos(
         granted_fraction = np.where(stats.attempted > 0, stats.granted / np.maximum(stats.attempted, 1), 0.0)
     return {
         "round": np.asarray(round_index, dtype=np.int64).copy(),
-        "accuracy": np.asarray(accuracy, dtype=np.float64).copy(),
-        "loss": np.asarray(loss, dtype=np.float64).copy(),
+        **{key: np.asarray(node[key], dtype=np.float64).copy() for key in NODE_METRICS},
+        "accuracy_ideal_aggregate": np.asarray(ideal_accuracy, dtype=np.float64).copy(),
         "utilisation": utilisation,
         "isolation_rate": quarantined[:, byzantine].mean(1) if byzantine.any() else np.zeros(copies),
         "false_quarantine_rate": quarantined[:, honest].mean(1) if honest.any() else np.zeros(copies),
@@ -170,7 +168,7 @@ def round_reward(
 
     Args:
         weights: A :class:`~ceas_gym.envs.ceas_config.CEASRewardConfig`.
-        accuracy: This round's accuracy. ``(E,)``.
+        accuracy: This round's accuracy (the honest nodes' mean). ``(E,)``.
         previous_accuracy: The accuracy before the round. ``(E,)``.
         infos: This round's :func:`round_infos`.
         budget: Generation attempts per round (the attempt term's scale).

@@ -13,7 +13,8 @@ configuration, so the same network instance) are one network of ``E x N`` nodes 
 3. **Stamps**: fidelity stamps phi_k, the QFI refreshed in the copies whose round is due.
 4. **Consensus** (:mod:`ceas_gym.envs.round_consensus`): the protocol's phase mixes the submissions, consuming
    pairs from the inventory; it returns each node's parameters and each copy's consensus model.
-5. **Evaluate**: each copy's consensus model on its test set (ideal circuit).
+5. **Evaluate**: every honest node's own model on a fixed subset of its copy's test set (the outcome,
+   ``info["accuracy"]``), and the exact phi-weighted aggregate on the whole test set (a diagnostic no node holds).
 6. **Age**: stored pairs age one round and expire past their cutoff.
 7. **Report**: the info dict and the reward of every copy (:mod:`ceas_gym.envs.ceas_outputs`).
 
@@ -29,10 +30,10 @@ import torch
 from gymnasium import spaces
 
 from ceas_gym.config import ConfigError
-from ceas_gym.consensus.pairs import InventoryPairs
+from ceas_gym.consensus.pairs import InventoryPairs, PairProvider, UnlimitedPairs
 from ceas_gym.envs.batched_rows import evaluate_rows
 from ceas_gym.envs.ceas_config import CEASEnvConfig
-from ceas_gym.envs.ceas_outputs import NODE_METRICS, RoundStats, node_metrics, round_infos, round_reward
+from ceas_gym.envs.ceas_outputs import RoundStats, node_metrics, round_infos, round_reward
 from ceas_gym.envs.generator import InstanceGenerator
 from ceas_gym.envs.instance import SchedulingInstance, disjoint_union
 from ceas_gym.envs.learning_setup import LearningSetup
@@ -68,6 +69,7 @@ class CEASRound:
             config.links,
             byzantine_fraction=roles.byzantine_fraction,
             role_hardware=(roles.honest_hardware, roles.byzantine_hardware),
+            byzantine_link_eta=roles.byzantine_link_eta,
         )
         self.instance: SchedulingInstance = generator(np.random.default_rng(config.instance_seed))
         n, links = self.instance.num_nodes, self.instance.num_links
@@ -90,6 +92,11 @@ class CEASRound:
         self.device = self.setup.device
         self.shrink = self.setup.shrink.repeat(copies)
         self.channel_infidelity = self.setup.channel_infidelity.repeat(copies)
+        if self.instance.byzantine.all():
+            raise ConfigError(
+                f"roles.byzantine_fraction = {roles.byzantine_fraction} leaves no honest node among "
+                f"{n}; the outcome is the honest nodes' models, so at least one must be honest"
+            )
         byzantine = np.tile(self.instance.byzantine, (copies, 1))
         self._byzantine_sizes = byzantine.sum(1).tolist()
         self._all_byzantine = torch.as_tensor(np.flatnonzero(byzantine.ravel()), device=self.device)
@@ -113,6 +120,9 @@ class CEASRound:
         self.round_index = np.zeros(e, dtype=np.int64)
         self.accuracy = np.full(e, 0.5)
         self.loss = np.full(e, float(np.log(2.0)))
+        self.ideal_accuracy = np.full(e, 0.5)
+        self.ideal_aggregate = torch.zeros(e, self.model.num_parameters, dtype=dtype, device=device)
+        """Each copy's consensus model of the last round (the protocol's exact aggregate; no node holds it)."""
         self.stamps = np.ones((e, n))
         self.granted_fraction = np.ones((e, links))
         self.generated_total = np.zeros(e, dtype=np.int64)
@@ -120,6 +130,16 @@ class CEASRound:
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
         self._demand: tuple[np.ndarray, np.ndarray] | None = None
         self._node_metrics: dict[str, np.ndarray] = {}
+        self._node_subset = self.learning.node_test_samples or data.test_samples
+        self._node_test = self._node_test_sets()
+
+    def _node_test_sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each honest row's test subset (its copy's first ``node_test_samples``). ``(E x H, S, n), (E x H, S)``."""
+        honest, subset = int((~self.instance.byzantine).sum()), self._node_subset
+        return (
+            self.test_features[:, :subset].repeat_interleave(honest, dim=0),
+            self.test_labels[:, :subset].repeat_interleave(honest, dim=0),
+        )
 
     def demand(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs the coming round requests per link ``(E, L)`` and their deadline ``(E, L)``.
@@ -169,18 +189,8 @@ class CEASRound:
         self.granted_fraction[copies] = 1.0
         # One probe tensor per episode, so the circuit's encoding cache serves it every round.
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
-        if self.learning.evaluate_nodes:  # each honest node's test set, one tensor per episode (encoding cache)
-            honest = int((~self.instance.byzantine).sum())
-            self._node_test = (
-                self.test_features.repeat_interleave(honest, dim=0),
-                self.test_labels.repeat_interleave(honest, dim=0),
-            )
-        index = torch.as_tensor(copies)
-        first_rows = self.params[index * n]
-        result = evaluate_rows(self.model, first_rows, self.test_features[index], self.test_labels[index])
-        self.accuracy[copies], self.loss[copies] = result
-        if self.learning.evaluate_nodes:
-            self._start_node_metrics(copies)
+        self._node_test = self._node_test_sets()  # one tensor per episode, so the encoding cache serves it
+        self._start_node_metrics(copies)
 
     # ------------------------------------------------------------------------------------------ round
     def step(self, attempts: np.ndarray, freshest: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -211,7 +221,7 @@ class CEASRound:
             RoundInputs(
                 submitted=submitted,
                 stamps=stamps,
-                provider=InventoryPairs(self.layer.inventory, freshest),
+                provider=self._pair_provider(freshest),
                 round_index=self.round_index.copy(),
                 streams=self.streams,
                 probes=self.probes,
@@ -223,7 +233,8 @@ class CEASRound:
         expired = self.layer.inventory.age_one_round()
 
         previous_accuracy = self.accuracy.copy()
-        self.accuracy, self.loss = evaluate_rows(
+        self.ideal_aggregate = outcome.consensus.detach()
+        self.ideal_accuracy, _ = evaluate_rows(
             self.model, outcome.consensus, self.test_features, self.test_labels, outcome.consensus_unitary
         )
         self.stamps = stamps.detach().cpu().numpy().reshape(e, n)
@@ -253,6 +264,12 @@ class CEASRound:
         infos = self.infos(stats)
         rewards = round_reward(self.config.reward, self.accuracy, previous_accuracy, infos, self.config.budget)
         return rewards, infos
+
+    def _pair_provider(self, freshest: np.ndarray) -> PairProvider:
+        """The union's stored pairs, or with ``communication="perfect"`` every exchange granted at fidelity 1."""
+        if self.config.communication == "perfect":
+            return UnlimitedPairs(1.0)
+        return InventoryPairs(self.layer.inventory, freshest)
 
     def _local_round(self) -> torch.Tensor:
         """K local steps for every node of every copy; Byzantine submissions attacked with each copy's generator."""
@@ -301,28 +318,35 @@ class CEASRound:
         return fidelity_stamp(self.qfi_score, self.channel_infidelity, self.pair_fidelity, self.learning.stamps)
 
     def _start_node_metrics(self, copies: np.ndarray) -> None:
-        """The node metrics of freshly reset copies: every node holds the same initial row (the one just scored)."""
+        """The metrics of freshly reset copies, whose nodes all hold the same initial row: one evaluation per copy."""
+        index = torch.as_tensor(copies)
+        first_rows = self.params[index * self.num_nodes]
+        self.ideal_accuracy[copies], _ = evaluate_rows(
+            self.model, first_rows, self.test_features[index], self.test_labels[index]
+        )
+        subset = self._node_subset
+        accuracy, loss = evaluate_rows(
+            self.model, first_rows, self.test_features[index, :subset], self.test_labels[index, :subset]
+        )
         if not self._node_metrics:
-            self._node_metrics = {key: np.full(self.copies, np.nan) for key in NODE_METRICS}
-        has_honest = bool((~self.instance.byzantine).any())
-        self._node_metrics["accuracy_honest_mean"][copies] = self.accuracy[copies] if has_honest else np.nan
-        self._node_metrics["accuracy_honest_worst"][copies] = self.accuracy[copies] if has_honest else np.nan
-        self._node_metrics["consensus_distance"][copies] = 0.0 if has_honest else np.nan
+            self._node_metrics = {key: np.full(self.copies, np.nan) for key in ("accuracy_worst", "consensus_distance")}
+        self.accuracy[copies], self.loss[copies] = accuracy, loss
+        self._node_metrics["accuracy_worst"][copies] = accuracy
+        self._node_metrics["consensus_distance"][copies] = 0.0
 
     def _evaluate_nodes(self) -> None:
-        """With ``learning.evaluate_nodes``: score the honest nodes' own models (:func:`node_metrics`)."""
-        if not self.learning.evaluate_nodes:
-            self._node_metrics = {}
-            return
+        """Score the models the honest nodes hold (:func:`node_metrics`), each on its copy's test subset."""
         e, honest = self.copies, ~self.instance.byzantine
         rows = self.params[self._all_honest]
-        accuracy, _ = evaluate_rows(self.model, rows, *self._node_test)
-        self._node_metrics = node_metrics(
+        accuracy, loss = evaluate_rows(self.model, rows, *self._node_test)
+        metrics = node_metrics(
             accuracy.reshape(e, -1),
+            loss.reshape(e, -1),
             rows.detach().double().cpu().numpy().reshape(e, int(honest.sum()), -1),
             self.stamps[:, honest],
-            self.active[:, honest],
         )
+        self.accuracy, self.loss = metrics.pop("accuracy"), metrics.pop("loss")
+        self._node_metrics = metrics
 
     def _adopt(self, params: torch.Tensor, received_fidelity: np.ndarray) -> None:
         """Take the parameters after consensus (Byzantine rows keep their clean model) and the received fidelity."""
@@ -383,12 +407,11 @@ class CEASRound:
         infos = round_infos(
             stats if stats is not None else RoundStats.empty(self.copies),
             round_index=self.round_index,
-            accuracy=self.accuracy,
-            loss=self.loss,
+            node={"accuracy": self.accuracy, "loss": self.loss, **self._node_metrics},
+            ideal_accuracy=self.ideal_accuracy,
             generated_total=self.generated_total,
             consumed_total=self.consumed_total,
             active=self.active,
             byzantine=self.instance.byzantine,
         )
-        infos.update({key: value.copy() for key, value in self._node_metrics.items()})
         return infos

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ceas_gym.config import check_range
 from ceas_gym.envs.instance import SchedulingInstance
 from ceas_gym.envs.lite_config import LinkConfig
 from ceas_gym.network.hardware import HARDWARE_PROFILES
@@ -28,6 +29,8 @@ class InstanceGenerator:
             without replacement), in [0, 1).
         role_hardware: ``(honest, byzantine)`` profile names. When given, every node runs its role's hardware;
             otherwise nodes take ``links.hardware`` cyclically, and a graph's own ``hardware`` node attributes win.
+        byzantine_link_eta: Per-attempt efficiency of every link with a Byzantine end, in (0, 1], instead of
+            ``links.eta`` (a scenario where attackers' links are cheap); ``None`` keeps ``links.eta``.
     """
 
     def __init__(
@@ -36,11 +39,15 @@ class InstanceGenerator:
         links: LinkConfig,
         byzantine_fraction: float = 0.0,
         role_hardware: tuple[str, str] | None = None,
+        byzantine_link_eta: float | None = None,
     ) -> None:
         self.topology_config = topology
         self.links = links
         self.byzantine_fraction = byzantine_fraction
         self.role_hardware = role_hardware
+        if byzantine_link_eta is not None:
+            check_range("byzantine_link_eta", byzantine_link_eta, 0.0, 1.0, low_inclusive=False)
+        self.byzantine_link_eta = byzantine_link_eta
         for name in (*links.hardware, *(role_hardware or ())):
             HARDWARE_PROFILES.get(name)  # fail early on an unknown profile name
 
@@ -64,6 +71,8 @@ class InstanceGenerator:
         edges = topology.edges
         u, v = edges[:, 0], edges[:, 1]
         eta = np.where(np.isnan(topology.eta), links.eta, topology.eta)  # graph attributes win over defaults
+        if self.byzantine_link_eta is not None:
+            eta = np.where(byzantine[u] | byzantine[v], self.byzantine_link_eta, eta)
         fidelity0 = np.where(np.isnan(topology.fidelity0), links.fidelity0, topology.fidelity0)
         capacity = np.full(len(edges), links.capacity, dtype=np.int64)
         return SchedulingInstance(

@@ -110,7 +110,7 @@ class GossipCheckpointConsensus(UnionLayout):
     def _checkpoint(
         self, inputs: RoundInputs, gossip, consensus: torch.Tensor, phi: torch.Tensor
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, torch.Tensor]:
-        """Divergence, trust and each copy's BFT checkpoint; readmitted nodes restart from their consensus."""
+        """Divergence, trust and each copy's BFT checkpoint (readmitted nodes keep the parameters they hold)."""
         e, n = self.copies, self.num_nodes
         config = self.config
         rows = torch.cat([inputs.submitted.reshape(e, n, -1), consensus[:, None, :]], dim=1)  # (E, N + 1, P)
@@ -128,10 +128,4 @@ class GossipCheckpointConsensus(UnionLayout):
         checkpoint = is_checkpoint_round(inputs.round_index, config.bft.checkpoint_every)
         votes = received > 0 if config.votes_need_exchange else None
         outcome = monitor.checkpoint(fidelity, votes=votes, trust=self.trust, networks=checkpoint)
-        committed = outcome.committed
-        readmitted = np.flatnonzero((outcome.readmitted & committed[:, None]).ravel())
-        params = gossip.params
-        if readmitted.size:
-            params = params.clone()
-            params[torch.as_tensor(readmitted)] = consensus[torch.as_tensor(readmitted // n)]
-        return params, checkpoint, committed, unitary
+        return gossip.params, checkpoint, outcome.committed, unitary

@@ -103,8 +103,8 @@ class RandomSelectionConsensus(UnionLayout):
         self.committed_params = torch.where(committed_rows, mean, self.committed_params)
         self.has_committed |= committed
         broadcast = consensus.repeat_interleave(n, dim=0)
-        broadcast_rows = torch.as_tensor(np.repeat(committed, n), device=mean.device)[:, None]
-        params = torch.where(broadcast_rows, broadcast, submitted)
+        reached = np.repeat(committed, n) & (exchanges_per_node > 0)  # the mean travels only over granted exchanges
+        params = torch.where(torch.as_tensor(reached, device=mean.device)[:, None], broadcast, submitted)
 
         pairs_per_edge = np.zeros(e * links, dtype=np.int64)
         pairs_per_edge[granted_ids] = pairs_per_exchange
