@@ -1,16 +1,26 @@
-"""Reproduce CEAS Fig. 4: global test accuracy over rounds, CEAS + EEF against the random-selection baseline.
+"""Reproduce CEAS Fig. 4: honest nodes' test accuracy over rounds, protocol x scheduler in a 2 x 2 table.
 
     python -m evaluation.paper_fig4 --seeds 5 --out results/paper_fig4
 
 Runs ``ceas_gym/EntanglementScheduling-v0`` (N = 50, 40 % Byzantine, 300 rounds, 250 attempts per round,
 tau_c in [3, 6]) once per seed and arm, in parallel processes:
 
-* **CEAS**: ``protocol="ceas"`` (fidelity-weighted gossip, BFT checkpoints, quarantine) scheduled by
-  earliest-expiring-first;
-* **random selection**: ``protocol="random-selection"`` (random participants, plain mean, no fidelity weights, no
-  quarantine) scheduled by an entanglement-oblivious equal split of the budget over links.
+* protocol **CEAS** (``protocol="ceas"``: fidelity-weighted gossip, BFT checkpoints, quarantine) or **random
+  selection** (``protocol="random-selection"``: random participants, plain mean, no fidelity weights, no quarantine),
+* scheduled by **EEF** (earliest-expiring-first) or **uniform** (the entanglement-oblivious equal split of the
+  budget over links).
 
-Both arms see the same instance and, per seed, the same data and initial model. Writes ``rounds.csv`` (one row per
+The paper compares CEAS + EEF with random selection + uniform, which changes protocol and scheduler at once; the
+two other arms separate the effects (same scheduler, other protocol; same protocol, other scheduler).
+
+The Byzantine nodes follow a coordinated schedule (``--attack phased``, default: the ``phased`` attack of
+:mod:`ceas_gym.learning.phased_attack`: they behave for 100 rounds, strike together with the reversal attack, then
+switch to Gaussian noise at round 150 and to scaling at 200; ``--attack switching`` keeps the environment's default
+per-round switching). The summary reports, per arm, the **dip** when the attack strikes (mean accuracy of the 10
+rounds before the strike minus the lowest of the 50 after, per seed) and the share of it **regained** by the end
+of those 50 rounds (the mean of their last 10 rounds above the low, over the dip).
+
+All arms see the same instance and, per seed, the same data and initial model. Writes ``rounds.csv`` (one row per
 arm, seed and round), ``summary.csv`` and ``summary.md`` (final accuracy = mean over the last 50 rounds, its
 standard deviation across seeds, the round-to-round standard deviation within a run over the same window,
 Bell-pair utilisation, isolation and false-quarantine rates) and
@@ -30,12 +40,20 @@ import numpy as np
 from tqdm import tqdm
 
 from ceas_gym.help_text import plain_text
+from ceas_gym.learning.phased_attack import DEFAULT_PHASES
 
 ENV_ID = "ceas_gym/EntanglementScheduling-v0"
 ARMS: dict[str, dict[str, str]] = {
     "CEAS (EEF)": {"protocol": "ceas", "policy": "eef"},
-    "random selection": {"protocol": "random-selection", "policy": "uniform"},
+    "CEAS (uniform)": {"protocol": "ceas", "policy": "uniform"},
+    "random selection (EEF)": {"protocol": "random-selection", "policy": "eef"},
+    "random selection (uniform)": {"protocol": "random-selection", "policy": "uniform"},
 }
+ATTACK_SETTINGS: dict[str, dict[str, Any]] = {
+    "phased": {"attack": "phased", "attack_params": {"phases": [list(phase) for phase in DEFAULT_PHASES]}},
+    "switching": {},
+}
+STRIKE_ROUND = next(start for start, name in DEFAULT_PHASES if name != "none")
 ROUND_METRICS = ("accuracy", "loss", "utilisation", "isolation_rate", "false_quarantine_rate", "active_nodes")
 
 
@@ -63,13 +81,37 @@ def run_arm(arm: str, seed: int, rounds: int | None, env_kwargs: dict[str, Any])
     return rows
 
 
+def dip_and_recovery(rounds: np.ndarray, accuracy: np.ndarray, strike: int, span: int = 50) -> tuple[float, float]:
+    """The dip of one run when the attack strikes after round ``strike``, and the share of it regained.
+
+    Args:
+        rounds: Rounds played at each row (1-based). ``(T,)``.
+        accuracy: Accuracy after each. ``(T,)``.
+        strike: Rounds played when the attack strikes (its first attacked round is ``strike + 1``).
+        span: Rounds after the strike that the dip and the recovery are read over.
+
+    Returns:
+        ``(dip, regained)``: mean of the 10 rounds up to the strike minus the lowest of the ``span`` after it, and
+        (mean of the last 10 of those minus the low) / dip; NaN where the run does not cover the window or
+        nothing dipped.
+    """
+    before = accuracy[(rounds > strike - 10) & (rounds <= strike)]
+    after = accuracy[(rounds > strike) & (rounds <= strike + span)]
+    if before.size == 0 or after.size < span:
+        return float("nan"), float("nan")
+    low = float(after.min())
+    dip = float(before.mean()) - low
+    regained = (float(after[-10:].mean()) - low) / dip if dip > 0 else float("nan")
+    return dip, regained
+
+
 def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, Any]]:
     """Per arm: final accuracy (mean of the last ``window`` rounds per seed), its std across seeds, and more."""
     summary = []
     for arm in ARMS:
         arm_rows = [row for row in rows if row["arm"] == arm]
         seeds = sorted({row["seed"] for row in arm_rows})
-        final, wobble, utilisation, isolation, false_quarantine = [], [], [], [], []
+        final, wobble, utilisation, isolation, false_quarantine, dips, regained = [], [], [], [], [], [], []
         for seed in seeds:
             trace = sorted((row for row in arm_rows if row["seed"] == seed), key=lambda row: row["round"])
             final.append(np.mean([row["accuracy"] for row in trace[-window:]]))
@@ -77,6 +119,11 @@ def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, An
             utilisation.append(trace[-1]["utilisation"])
             isolation.append(np.mean([row["isolation_rate"] for row in trace[-window:]]))
             false_quarantine.append(np.mean([row["false_quarantine_rate"] for row in trace[-window:]]))
+            dip, back = dip_and_recovery(
+                np.array([row["round"] for row in trace]), np.array([row["accuracy"] for row in trace]), STRIKE_ROUND
+            )
+            dips.append(dip)
+            regained.append(back)
         summary.append(
             {
                 "arm": arm,
@@ -87,6 +134,8 @@ def summarise(rows: list[dict[str, Any]], window: int = 50) -> list[dict[str, An
                 "utilisation": float(np.mean(utilisation)),
                 "isolation_rate": float(np.mean(isolation)),
                 "false_quarantine_rate": float(np.mean(false_quarantine)),
+                "dip": float(np.mean(dips)),
+                "regained_in_50": float(np.nanmean(regained)) if np.isfinite(regained).any() else float("nan"),
             }
         )
     return summary
@@ -96,20 +145,20 @@ def markdown(summary: list[dict[str, Any]], window: int) -> str:
     """Render the summary as a Markdown table."""
     lines = [
         f"| arm | seeds | final accuracy (last {window} rounds) | std across seeds | std over those rounds "
-        "| utilisation | isolation | false quarantine |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| utilisation | isolation | false quarantine | dip at the strike | regained in 50 rounds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in summary:
         lines.append(
             f"| {row['arm']} | {row['seeds']} | {row['final_accuracy']:.3f} | {row['final_accuracy_std']:.3f} | "
             f"{row['within_run_std']:.3f} | {row['utilisation']:.3f} | {row['isolation_rate']:.3f} | "
-            f"{row['false_quarantine_rate']:.3f} |"
+            f"{row['false_quarantine_rate']:.3f} | {row['dip']:.3f} | {row['regained_in_50']:.2f} |"
         )
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Mean accuracy over rounds per arm with a +/- one standard deviation envelope across seeds."""
+def plot(rows: list[dict[str, Any]], path: Path, phases: Sequence[Sequence[Any]] = ()) -> None:
+    """Mean accuracy over rounds per arm with a +/- one standard deviation envelope, the attack phases marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,12 +175,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         mean, std = np.nanmean(table, axis=0), np.nanstd(table, axis=0)
         axes.plot(rounds, mean, label=arm)
         axes.fill_between(rounds, mean - std, mean + std, alpha=0.25)
+    last = max(row["round"] for row in rows)
+    for start, name in phases[1:]:
+        if start < last:
+            axes.axvline(start, color="grey", linestyle="--", linewidth=0.8)
+            axes.text(start + 2, 0.32, name, fontsize="x-small", color="dimgrey")
     axes.set_xlabel("training round")
-    axes.set_ylabel("global test accuracy")
-    axes.set_title("CEAS vs random participant selection (N = 50, 40 % Byzantine)")
+    axes.set_ylabel("honest nodes' test accuracy")
+    axes.set_title("protocol x scheduler (N = 50, 40 % Byzantine)")
     axes.set_ylim(0.3, 1.0)
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -147,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--window", type=int, default=50, help="rounds averaged for the final accuracy")
     parser.add_argument("--out", type=Path, default=Path("results/paper_fig4"), help="output folder")
+    parser.add_argument("--attack", choices=sorted(ATTACK_SETTINGS), default="phased", help="Byzantine schedule")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.seeds < 2:
@@ -156,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(arm, seed) for arm in ARMS for seed in range(args.seeds)]
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = [pool.submit(run_arm, arm, seed, args.rounds, {}) for arm, seed in jobs]
+        learning = ATTACK_SETTINGS[args.attack]
+        env_kwargs = {"learning": learning} if learning else {}
+        futures = [pool.submit(run_arm, arm, seed, args.rounds, env_kwargs) for arm, seed in jobs]
         for future in tqdm(futures, desc="episodes", disable=args.no_progress):
             rows.extend(future.result())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.writerows(summary)
     table = markdown(summary, window)
     (args.out / "summary.md").write_text(table + "\n")
-    plot(rows, args.out / "accuracy.png")
+    plot(rows, args.out / "accuracy.png", phases=DEFAULT_PHASES if args.attack == "phased" else ())
     print(table)
     print(f"wrote {args.out}/rounds.csv, summary.csv, summary.md, accuracy.png")
     return 0

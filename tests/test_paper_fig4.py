@@ -13,7 +13,7 @@ def test_paper_fig4_writes_csv_table_and_plot(tmp_path, capsys):
     out = tmp_path / "fig4"
     assert paper_fig4.main(["--seeds", "2", "--rounds", "6", "--workers", "1", "--out", str(out), "--no-progress"]) == 0
     rows = list(csv.DictReader(open(out / "rounds.csv")))
-    assert len(rows) == 2 * 2 * 6  # arms x seeds x rounds
+    assert len(rows) == 4 * 2 * 6  # arms (2 protocols x 2 schedulers) x seeds x rounds
     assert {row["arm"] for row in rows} == set(paper_fig4.ARMS)
     summary = list(csv.DictReader(open(out / "summary.csv")))
     assert [row["arm"] for row in summary] == list(paper_fig4.ARMS)

@@ -27,7 +27,7 @@ import torch
 
 from ceas_gym.config import ConfigError
 from ceas_gym.envs.ceas_config import LearningConfig
-from ceas_gym.learning import omniscient_attacks  # noqa: F401  (registers the alie and ipm attacks)
+from ceas_gym.learning import omniscient_attacks, phased_attack  # noqa: F401  (register alie, ipm, none, phased)
 from ceas_gym.learning.attacks import make_attack
 from ceas_gym.learning.classifier import QuantumClassifier
 from ceas_gym.learning.noise import NodeNoise, expectation_shrink, process_infidelity

@@ -72,7 +72,7 @@ from ceas_gym.learning.circuit_tables import (
 READOUTS = ("first", "all")
 COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 REAL_DTYPES = {torch.complex64: torch.float32, torch.complex128: torch.float64}
-ENCODING_CACHE_SIZE = 4
+ENCODING_CACHE_SIZE = 6
 """Feature tensors whose encoded states a :class:`BatchedCircuit` remembers (most recently used first)."""
 
 
@@ -344,7 +344,8 @@ class BatchedCircuit:
         encoded = real_product_states(features, self._encoding_index)
         # The entry keeps ``features`` alive, so no other live tensor can start at its address unless it views the
         # same storage; an in-place change bumps the shared ``_version``. Few entries: a round encodes the
-        # training, probe and test sets, and every few rounds the QFI probes (a new tensor each time).
+        # training, probe and test sets, the honest nodes' test subsets, and every few rounds the QFI probes (a new
+        # tensor each time).
         self._encoding_cache = [(key, features, encoded), *self._encoding_cache[: ENCODING_CACHE_SIZE - 1]]
         return encoded
 
