@@ -164,7 +164,7 @@ def plot(rows: list[dict[str, Any]], path: Path, phases: Sequence[Sequence[Any]]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
+    figure, axes = plt.subplots(figsize=(9, 4), dpi=120)
     for arm in ARMS:
         arm_rows = [row for row in rows if row["arm"] == arm]
         seeds = sorted({row["seed"] for row in arm_rows})
@@ -185,7 +185,7 @@ def plot(rows: list[dict[str, Any]], path: Path, phases: Sequence[Sequence[Any]]
     axes.set_title("protocol x scheduler (N = 50, 40 % Byzantine)")
     axes.set_ylim(0.3, 1.0)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small", loc="lower right")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

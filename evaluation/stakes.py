@@ -86,7 +86,7 @@ def with_perfect_rows(scheduled: Sequence[EpisodeResult], perfect: Sequence[Epis
         high_mean = float(np.mean(list(high.values()))) if high else math.nan
         for row in mine:  # position on the mean bracket of the seeds (a per-seed ratio is unstable)
             span = high_mean - low_mean
-            row["bracket"] = (row["accuracy_mean"] - low_mean) / span if span > 0 else math.nan
+            row["bracket"] = round((row["accuracy_mean"] - low_mean) / span, 12) if span > 0 else math.nan
     return rows
 
 

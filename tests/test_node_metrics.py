@@ -59,8 +59,9 @@ def test_the_env_reports_the_honest_nodes_own_models_as_separate_evaluations_fin
     assert info["accuracy_ideal_aggregate"] == pytest.approx(float(ideal.accuracy[0]), abs=1e-9)
 
 
-def test_idle_leaves_every_node_with_its_own_locally_trained_model() -> None:
-    env = EntanglementSchedulingEnv(preset="small", max_rounds=5)
+@pytest.mark.parametrize("protocol", ["ceas", "random-selection", "qba"])
+def test_idle_leaves_every_node_with_its_own_locally_trained_model(protocol: str) -> None:
+    env = EntanglementSchedulingEnv(preset="small", max_rounds=5, protocol=protocol)
     observation, info = env.reset(seed=1)
     idle = make_policy("idle", env)
     state = env.round

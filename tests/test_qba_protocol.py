@@ -123,6 +123,19 @@ def test_round_with_unlimited_pairs_commits_a_verified_block_and_every_node_adop
     assert result.mean_delivered_fidelity == pytest.approx(0.95)
 
 
+def test_a_committed_block_reaches_only_the_nodes_whose_update_travelled_over_granted_pairs():
+    leaf = 6  # not a committee member; its links carry no member's key path
+    assert leaf not in QBAProtocol(NUM_NODES, EDGES).committee().members
+    protocol = QBAProtocol(NUM_NODES, EDGES)
+    granted = ~((EDGES[:, 0] == leaf) | (EDGES[:, 1] == leaf))  # every link of the leaf denied
+    params = honest_params()
+    result = protocol.run_round(params, None, None, ScriptedPairs(granted, 0.95), 0, np.random.default_rng(1))
+    assert result.committed
+    assert torch.equal(result.params[leaf], params[leaf])  # no pairs: the block's model never reached it
+    others = np.flatnonzero(np.arange(NUM_NODES) != leaf)
+    assert torch.equal(result.params[others], result.consensus_params.expand(others.size, -1))
+
+
 def test_committed_models_equal_the_score_rule_applied_by_hand_over_three_rounds():
     protocol = QBAProtocol(NUM_NODES, EDGES, {"update_faulty": 2})
     rng = np.random.default_rng(3)
