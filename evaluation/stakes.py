@@ -90,6 +90,14 @@ def with_perfect_rows(scheduled: Sequence[EpisodeResult], perfect: Sequence[Epis
     return rows
 
 
+def cell(key: str, values: np.ndarray) -> str:
+    """A table cell: mean ± 95 % half-width; the bracket position to two decimals (its ends are 0 and 1)."""
+    if key != "bracket":
+        return format_cell(values)
+    mean, half = mean_ci95(values)
+    return f"{mean + 0.0:.2f}" if math.isnan(half) else f"{round(mean, 2) + 0.0:.2f} ± {half:.2f}"
+
+
 def best_heuristic(rows: Sequence[dict[str, Any]]) -> str | None:
     """The built-in scheduler with the highest mean episode accuracy among ``rows`` (None if none ran)."""
     means = {
@@ -124,7 +132,7 @@ def stakes_markdown(rows: Sequence[dict[str, Any]]) -> str:
         lines.append("|---|---|" + "---|" * len(present))
         for policy in unique_in_order([row["policy"] for row in mine]):
             theirs = [row for row in mine if row["policy"] == policy]
-            cells = [format_cell(np.array([row.get(key, np.nan) for row in theirs], dtype=float)) for key, _ in present]
+            cells = [cell(key, np.array([row.get(key, np.nan) for row in theirs], dtype=float)) for key, _ in present]
             lines.append(f"| {policy} | {len(theirs)} | " + " | ".join(cells) + " |")
         metrics = ["accuracy_mean", "accuracy_final", "return"]
         for reference in dict.fromkeys(name for name in ("idle", best_heuristic(mine)) if name is not None):
