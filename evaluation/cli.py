@@ -142,6 +142,18 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--address is the Ray cluster's address; it needs --backend ray")
 
 
+def parse_study(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, list[int], dict[str, Any]]:
+    """Parse and check a study's command line; return ``(args, seeds, env_kwargs)`` (exit 2 on bad input)."""
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    try:
+        return args, parse_seeds(args.seeds), parse_key_values(args.env_kwargs, "--env-kwargs")
+    except (ValueError, HyperparameterError) as error:
+        parser.error(str(error))
+
+
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Write ``rows`` with the union of their keys as columns (first-seen order; missing cells empty)."""
     columns = unique_in_order([key for row in rows for key in row])
@@ -248,13 +260,7 @@ def write_outputs(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    check_arguments(parser, args)
-    try:
-        seeds = parse_seeds(args.seeds)
-        env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
-    except (ValueError, HyperparameterError) as error:
-        parser.error(str(error))
+    args, seeds, env_kwargs = parse_study(parser, argv)
     keep_rounds = args.per_round or (not args.no_plots and bool(args.plot_metric))
     tasks = make_tasks(args.env, args.policies, seeds, env_kwargs, keep_rounds, args.trust_pickle)
     with progress_bar(len(tasks), "episodes", disable=args.no_progress) as bar:

@@ -35,11 +35,10 @@ import numpy as np
 
 from ceas_gym.help_text import plain_text
 from ceas_gym.progress import progress_bar
-from evaluation.cli import check_arguments, format_cell, parse_seeds, write_csv
+from evaluation.cli import format_cell, parse_study, write_csv
 from evaluation.plots import pyplot, save_figure, unique_in_order
 from evaluation.runner import EpisodeResult, make_tasks, run_tasks
 from evaluation.statistics import mean_ci95
-from training.hyperparams import HyperparameterError, parse_key_values
 from training.run_folder import env_name
 
 DEFAULT_POLICIES = ("idle", "random", "uniform", "eef", "greedy", "value", "lookahead")
@@ -84,8 +83,8 @@ def with_perfect_rows(scheduled: Sequence[EpisodeResult], perfect: Sequence[Epis
         high = {row["seed"]: row["accuracy_mean"] for row in mine if row["policy"] == PERFECT}
         low_mean = float(np.mean(list(low.values()))) if low else math.nan
         high_mean = float(np.mean(list(high.values()))) if high else math.nan
+        span = high_mean - low_mean
         for row in mine:  # position on the mean bracket of the seeds (a per-seed ratio is unstable)
-            span = high_mean - low_mean
             row["bracket"] = round((row["accuracy_mean"] - low_mean) / span, 12) if span > 0 else math.nan
     return rows
 
@@ -177,13 +176,7 @@ def plot_stakes(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    check_arguments(parser, args)
-    try:
-        seeds = parse_seeds(args.seeds)
-        env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
-    except (ValueError, HyperparameterError) as error:
-        parser.error(str(error))
+    args, seeds, env_kwargs = parse_study(parser, argv)
     if "communication" in env_kwargs:
         parser.error("--env-kwargs communication: the study sets it itself (scheduled, then perfect)")
     scheduled = make_tasks(args.env, args.policies, seeds, env_kwargs, trust_pickle=args.trust_pickle)
