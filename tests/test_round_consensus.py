@@ -15,8 +15,10 @@ import torch
 from batch_equality import FLOAT32_RTOL
 
 from ceas_gym.consensus.pairs import InventoryPairs
-from ceas_gym.envs.ceas_config import make_ceas_config
+from ceas_gym.envs import round_phases
+from ceas_gym.envs.ceas_config import RolesConfig, make_ceas_config
 from ceas_gym.envs.ceas_round import CEASRound
+from ceas_gym.envs.round_committee import CommitteeConsensus
 from ceas_gym.envs.round_consensus import PerCopyConsensus, RoundInputs, ShiftedPairs
 from ceas_gym.envs.round_gossip import GossipCheckpointConsensus
 from ceas_gym.envs.round_phases import build_protocol
@@ -24,9 +26,10 @@ from ceas_gym.envs.round_selection import RandomSelectionConsensus
 from ceas_gym.envs.round_streams import CopyStreams
 
 
-def _trained_round(protocol: str, rounds: int) -> CEASRound:
+def _trained_round(protocol: str, rounds: int, byzantine_fraction: float = 0.4) -> CEASRound:
     checkpoints = {"ceas": {"bft": {"min_active": 5, "checkpoint_every": 2}}}  # the preset's min_active, kept
-    config = make_ceas_config("small", protocol=protocol, protocol_config=checkpoints)
+    roles = RolesConfig(byzantine_fraction=byzantine_fraction)
+    config = make_ceas_config("small", protocol=protocol, protocol_config=checkpoints, roles=roles)
     state = CEASRound(config, copies=2)
     state.reset(np.arange(2), [np.random.default_rng(seed) for seed in (3, 4)])
     budget = np.full((2, state.num_links), config.budget // state.num_links)
@@ -42,10 +45,10 @@ def _streams(seed: int) -> CopyStreams:
     return streams
 
 
-def _stocked_inventories(state: CEASRound) -> tuple:
-    """Two equal copies of the round's inventory with a few fresh pairs on some links (others stay empty)."""
+def _stocked_inventories(state: CEASRound, most: int = 3) -> tuple:
+    """Two equal copies of the round's inventory with up to ``most - 1`` fresh pairs per link (some stay empty)."""
     inventory = copy.deepcopy(state.layer.inventory)
-    inventory.add(np.random.default_rng(0).integers(0, 3, size=inventory.num_links))
+    inventory.add(np.random.default_rng(0).integers(0, most, size=inventory.num_links))
     return inventory, copy.deepcopy(inventory)
 
 
@@ -130,6 +133,33 @@ def test_the_batched_random_selection_phase_is_its_run_round_per_copy(transport:
     _assert_same_outcome(batched, reference, batched_inventory, reference_inventory)
 
 
+@pytest.mark.parametrize("transport", [True, False])
+@pytest.mark.parametrize(("byzantine_fraction", "most"), [(0.4, 3), (0.1, 12)])
+def test_the_batched_committee_phase_is_qba_protocol_run_round_per_copy(
+    transport: bool, byzantine_fraction: float, most: int
+) -> None:
+    state = _trained_round("qba", rounds=4, byzantine_fraction=byzantine_fraction)
+    assert isinstance(state.consensus, CommitteeConsensus)
+    protocols = [copy.deepcopy(protocol) for protocol in state.consensus.protocols]
+    batched_inventory, reference_inventory = _stocked_inventories(state, most)
+    inputs = _inputs(state, _streams(11), batched_inventory, transport)
+    batched = state.consensus.run(inputs)
+    phase, reference = _reference(state, inputs, protocols, reference_inventory, _streams(11))
+    if most == 3:  # scarce pairs: some hops and key links refused, nothing committed
+        assert batched.attempted.sum() > batched.granted.sum() > 0
+    else:  # plenty, few attackers: a block commits on top of an earlier one
+        assert batched.committed.any() and any(p.committed_params is not None for p in protocols)
+    _assert_same_outcome(batched, reference, batched_inventory, reference_inventory)
+    for mine, theirs in zip(state.consensus.protocols, phase.protocols, strict=True):
+        assert np.array_equal(mine.stakes, theirs.stakes)
+        assert mine.ledger.head_hash == theirs.ledger.head_hash
+        assert mine.last_round.signatures == theirs.last_round.signatures
+        assert np.array_equal(mine.last_round.arrived, theirs.last_round.arrived)
+        if theirs.last_round.aggregation is not None:
+            assert torch.equal(mine.last_round.aggregation.selected, theirs.last_round.aggregation.selected)
+    np.testing.assert_allclose(state.consensus.trust, phase.trust, rtol=1e-12)
+
+
 def test_a_copy_that_delivers_nothing_keeps_its_parameters_and_reports_its_last_committed_model() -> None:
     state = _trained_round("random-selection", rounds=1)
     inventory = copy.deepcopy(state.layer.inventory)
@@ -166,6 +196,7 @@ def test_a_shifted_provider_serves_a_copy_from_its_own_links() -> None:
 def test_per_copy_protocols_get_a_predictor_unless_it_only_fills_their_divergence_report(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delitem(round_phases.BATCHED_CONSENSUS, "qba")  # qba run per copy, as a plug-in without a phase is
     state = _trained_round("qba", rounds=1)
     assert isinstance(state.consensus, PerCopyConsensus)
     seen: list = []

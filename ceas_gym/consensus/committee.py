@@ -186,15 +186,17 @@ def update_stakes(
     check_range("penalty", penalty, 0)
     check_range("minimum_stake", minimum_stake, 0)
     groups = {"contributors": contributors, "committee": committee, "detected_malicious": detected_malicious}
-    ids = {}
-    for name, group in groups.items():
+    members = {}
+    for name, group in groups.items():  # each group as a mask: a client listed twice counts once
         index = np.asarray(group, dtype=np.int64).reshape(-1)
         if index.size and (index.min() < 0 or index.max() >= array.size):
             raise ConfigError(f"{name}: client ids must lie in [0, {array.size - 1}]")
-        ids[name] = np.unique(index)
+        mask = np.zeros(array.size, dtype=bool)
+        mask[index] = True
+        members[name] = mask
     if block_accepted:
-        np.add.at(array, ids["contributors"], reward)
+        array[members["contributors"]] += reward
     else:
-        np.add.at(array, ids["committee"], -penalty)
-    np.add.at(array, ids["detected_malicious"], -penalty)
+        array[members["committee"]] -= penalty
+    array[members["detected_malicious"]] -= penalty
     return np.maximum(array, minimum_stake)

@@ -1,16 +1,22 @@
 """Hop-count shortest paths of the network, for the committee protocol's uploads and key material.
 
 Uploads go from every non-member to its nearest committee member, QDS keys between every pair of members; both
-follow the shortest path in hops (scipy's BFS predecessors), walked link by link, vectorised over the paths.
+follow the shortest path in hops (scipy's BFS predecessors), walked link by link, vectorised over the paths. The
+network is fixed, so a committee's routes are computed once and kept (up to :data:`ROUTE_CACHE_SIZE` committees).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-__all__ = ["CommitteeRouting"]
+__all__ = ["ROUTE_CACHE_SIZE", "CommitteeRouting"]
+
+ROUTE_CACHE_SIZE = 16384
+"""Committees whose routes a :class:`CommitteeRouting` keeps; the table is emptied when full."""
 
 
 class CommitteeRouting:
@@ -36,6 +42,19 @@ class CommitteeRouting:
         self.edge_index[edges[:, 1], edges[:, 0]] = np.arange(edge_count)
         graph = csr_matrix((np.ones(edge_count), (edges[:, 0], edges[:, 1])), shape=(n, n))
         self.hops, self.predecessors = shortest_path(graph, directed=False, unweighted=True, return_predecessors=True)
+        self._routes: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+    def _cached(self, key: tuple, compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        """``compute()`` once per ``key`` (read-only arrays: callers share them)."""
+        routes = self._routes.get(key)
+        if routes is None:
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            routes = compute()
+            for array in routes:
+                array.flags.writeable = False
+            self._routes[key] = routes
+        return routes
 
     def walk(self, start: np.ndarray, target: np.ndarray, length: int) -> np.ndarray:
         """Link ids of the path from each ``start`` to its ``target``, hop by hop, padded with -1. ``(K, length)``.
@@ -62,6 +81,9 @@ class CommitteeRouting:
             and the link ids of each route hop by hop, padded with -1 (H = the longest route, in hops). Nodes with
             no path to any member are left out.
         """
+        return self._cached(("upload", tuple(members)), lambda: self._upload_routes(members))
+
+    def _upload_routes(self, members: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         committee = np.asarray(members, dtype=np.int64)
         is_member = np.zeros(self.num_nodes, dtype=bool)
         is_member[committee] = True
@@ -88,6 +110,12 @@ class CommitteeRouting:
             bits, ``ceil(K_ab / key_bits_per_pair)`` end-to-end pairs, and the link ids of the shortest a-b path
             padded with -1 (a row of all -1 with ``pairs_needed > 0`` marks an unreachable pair).
         """
+        key = ("keys", tuple(members), key_bits.tobytes(), key_bits.shape, float(key_bits_per_pair))
+        return self._cached(key, lambda: self._key_paths(members, key_bits, key_bits_per_pair))
+
+    def _key_paths(
+        self, members: tuple[int, ...], key_bits: np.ndarray, key_bits_per_pair: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         committee = np.asarray(members, dtype=np.int64)
         first, second = np.nonzero(np.triu(key_bits, k=1))
         pair_positions = np.stack([first, second], axis=1)

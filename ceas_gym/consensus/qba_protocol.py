@@ -73,7 +73,6 @@ the committee, so round 0's demand does not bound later rounds; :meth:`QBAProtoc
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,10 +80,9 @@ import numpy as np
 import torch
 
 from ceas_gym.config import ConfigError, check_int
-from ceas_gym.consensus.bft import bernoulli_kl
 from ceas_gym.consensus.committee import Committee, select_committee, update_stakes
-from ceas_gym.consensus.committee_routing import CommitteeRouting
-from ceas_gym.consensus.committee_transport import KeyGrant, Upload, request_keys, upload_updates
+from ceas_gym.consensus.committee_routing import ROUTE_CACHE_SIZE, CommitteeRouting
+from ceas_gym.consensus.committee_transport import KeyGrant, Upload, request_keys_many, upload_updates_many
 from ceas_gym.consensus.gossip import Perturb, check_edges
 from ceas_gym.consensus.ledger import Ledger
 from ceas_gym.consensus.pairs import PairProvider
@@ -93,7 +91,6 @@ from ceas_gym.consensus.protocol import (
     Predict,
     check_round_inputs,
     load_config,
-    probe_predictions,
 )
 from ceas_gym.consensus.qba import run_qba
 from ceas_gym.consensus.qba_config import QBAConfig
@@ -103,7 +100,7 @@ from ceas_gym.consensus.qba_keys import (
     model_hash,
     qds_key_bits_per_member_pair,
 )
-from ceas_gym.consensus.qba_outcome import Agreement, QBARoundDetails
+from ceas_gym.consensus.qba_outcome import Agreement, QBARoundDetails, round_result
 from ceas_gym.learning.aggregators import AggregationContext, AggregationResult, score_rule
 
 __all__ = [
@@ -152,6 +149,8 @@ class QBAProtocol:
         self.byzantine[list(config.byzantine_members)] = True
         self.routing = CommitteeRouting(num_nodes, self.edges)
         self.key_bits = qds_key_bits_per_member_pair(config.committee_size, config.committee_faulty, config.hash_bits)
+        self._elected: tuple[tuple[str, bytes], Committee] | None = None
+        self._demand: dict[tuple[int, ...], np.ndarray] = {}
         self.reset()
 
     def set_byzantine(self, byzantine: np.ndarray) -> None:
@@ -182,8 +181,15 @@ class QBAProtocol:
         return self.stakes / self.stakes.max()
 
     def committee(self) -> Committee:
-        """The committee of the coming round (Alg. 1) from the ledger's head hash and the current stakes."""
-        return select_committee(self.ledger.head_hash, self.stakes, self.config.committee_size)
+        """The committee of the coming round (Alg. 1) from the ledger's head hash and the current stakes.
+
+        The election is a function of the head hash and the stakes, so it is computed once per pair of them (the
+        demand forecast and the round both ask for it).
+        """
+        key = (self.ledger.head_hash, self.stakes.tobytes())
+        if self._elected is None or self._elected[0] != key:
+            self._elected = (key, select_committee(self.ledger.head_hash, self.stakes, self.config.committee_size))
+        return self._elected[1]
 
     # ------------------------------------------------------------------------------------------- routing
     def upload_routes(self, members: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,6 +203,13 @@ class QBAProtocol:
             ``(pair_positions (K, 2), pairs_needed (K,), links (K, H))``, see :meth:`CommitteeRouting.key_paths`.
         """
         return self.routing.key_paths(members, self.key_bits, self.config.key_bits_per_pair)
+
+    def share_routes(self, other: QBAProtocol) -> None:
+        """Use ``other``'s routing and its table of routes (same network and configuration: the same routes)."""
+        if not (np.array_equal(other.edges, self.edges) and other.config == self.config):
+            raise ConfigError("share_routes: the protocols differ in their network or configuration")
+        self.routing = other.routing
+        self._demand = other._demand
 
     # -------------------------------------------------------------------------------------------- demand
     def checkpoint_due(self, round_index: int) -> bool:
@@ -218,12 +231,24 @@ class QBAProtocol:
         if not np.array_equal(edges, self.edges):
             raise ConfigError("edges: must be the edges the protocol was built with")
         check_int("round_index", round_index, 0)
-        members = self.committee().members
-        _, _, routes = self.upload_routes(members)
-        upload = np.bincount(routes[routes >= 0], minlength=edges.shape[0]) * self.config.pairs_per_exchange
-        _, needed, key_links = self.key_paths(members)
-        pairs = (upload + self.routing.pairs_per_link(needed, key_links)).astype(np.float64)
-        return pairs, np.ones(edges.shape[0], dtype=np.int64)
+        return self.committee_demand(self.committee().members).copy(), np.ones(edges.shape[0], dtype=np.int64)
+
+    def committee_demand(self, members: tuple[int, ...]) -> np.ndarray:
+        """Pairs per link a round with committee ``members`` requests when its updates arrive. ``(E,)`` float.
+
+        Kept per committee (read-only): the routes of a fixed network do not change.
+        """
+        demand = self._demand.get(members)
+        if demand is None:
+            _, _, routes = self.upload_routes(members)
+            upload = np.bincount(routes[routes >= 0], minlength=self.edges.shape[0]) * self.config.pairs_per_exchange
+            _, needed, key_links = self.key_paths(members)
+            demand = (upload + self.routing.pairs_per_link(needed, key_links)).astype(np.float64)
+            demand.flags.writeable = False
+            if len(self._demand) >= ROUTE_CACHE_SIZE:
+                self._demand.clear()
+            self._demand[members] = demand
+        return demand
 
     def max_demand(self) -> float:
         """An upper bound on any round's per-link demand (pairs), for sizing observation spaces.
@@ -238,12 +263,14 @@ class QBAProtocol:
 
     # -------------------------------------------------------------------------------------------- serving
     def _upload(self, provider: PairProvider, members: tuple[int, ...]) -> Upload:
-        """Step 2: move every update hop by hop to its committee member (see :func:`upload_updates`)."""
-        return upload_updates(provider, self.routing, members, self.config.pairs_per_exchange)
+        """Step 2: move every update hop by hop to its committee member (see :func:`upload_updates_many`)."""
+        amount = self.config.pairs_per_exchange
+        return upload_updates_many(provider, self.routing, [members], [self.upload_routes(members)], amount).copy(0)
 
     def _request_keys(self, provider: PairProvider, members: tuple[int, ...]) -> KeyGrant:
-        """Step 4's key material: request the key links (see :func:`request_keys`)."""
-        return request_keys(provider, self.routing, members, self.key_bits, self.config.key_bits_per_pair)
+        """Step 4's key material: request the key links (see :func:`request_keys_many`)."""
+        one = np.zeros(1, dtype=np.int64)
+        return request_keys_many(provider, self.routing, [self.key_paths(members)], self.key_bits, one, 1).copy(0)
 
     # ---------------------------------------------------------------------------------------------- round
     def run_round(
@@ -313,7 +340,9 @@ class QBAProtocol:
             upload_pairs_per_edge=upload.pairs_per_edge,
             key_pairs_per_edge=agreement.key_pairs_per_edge,
         )
-        return self._round_result(submitted, consensus, predict, upload, agreement, selected)
+        return round_result(
+            submitted, consensus, predict, upload, agreement, selected, self.active, self.trust, self.config
+        )
 
     # ------------------------------------------------------------------------------------------- phases
     def _aggregate(
@@ -344,8 +373,11 @@ class QBAProtocol:
         self, pair_provider: PairProvider, members: tuple[int, ...], message: str, rng: np.random.Generator
     ) -> Agreement:
         """Steps 4-5: key material from the network, the QBA on ``message``, and the members' signatures."""
+        return self.agree(self._request_keys(pair_provider, members), members, message, rng)
+
+    def agree(self, keys: KeyGrant, members: tuple[int, ...], message: str, rng: np.random.Generator) -> Agreement:
+        """Step 5 once the key material is known: the QBA on ``message`` and the members' signatures."""
         config = self.config
-        keys = self._request_keys(pair_provider, members)
         starved, key_pairs = keys.starved, keys.pairs_per_edge
         byzantine = self.byzantine[list(members)]
         strategies = {int(p): config.byzantine_strategy for p in np.flatnonzero(byzantine)}
@@ -377,7 +409,7 @@ class QBAProtocol:
             detected=tuple(sorted(detected)),
             starved_members=tuple(int(members[p]) for p in np.flatnonzero(starved)),
             key_pairs_per_edge=key_pairs,
-            key_fidelity=keys.fidelity,
+            key_fidelity_sum=keys.fidelity_sum,
             attempted=keys.attempted,
             granted=keys.granted,
         )
@@ -422,51 +454,3 @@ class QBAProtocol:
         if self.committed_params is not None:
             self.previous_direction = (aggregate_params - self.committed_params.to(aggregate_params)).clone()
         self.committed_params = aggregate_params.clone()
-
-    def _round_result(
-        self,
-        submitted: torch.Tensor,
-        consensus: torch.Tensor,
-        predict: Predict | None,
-        upload: Upload,
-        agreement: Agreement,
-        selected: np.ndarray,
-    ) -> ConsensusRoundResult:
-        """What the environment reads: new parameters, exchange and pair counts, fidelities, divergence."""
-        n = self.num_nodes
-        committed = agreement.committed
-        reached = torch.as_tensor(upload.arrived, device=submitted.device)[:, None]  # members arrive without transport
-        new_params = torch.where(reached, consensus.unsqueeze(0), submitted) if committed else submitted.clone()
-        received_fidelity = np.full(n, math.nan)
-        receiver = upload.receiver
-        travelled_nodes = receiver >= 0
-        if travelled_nodes.any():
-            fidelity = upload.arrival_fidelity[travelled_nodes]
-            sums = np.bincount(receiver[travelled_nodes], fidelity, minlength=n)
-            counts = np.bincount(receiver[travelled_nodes], minlength=n)
-            received_fidelity = np.where(counts > 0, sums / np.maximum(counts, 1), math.nan)
-        divergence = np.full(n, math.nan)
-        if predict is not None:
-            predictions = probe_predictions(predict, torch.cat([submitted, consensus.unsqueeze(0)]))
-            divergence = bernoulli_kl(predictions[n], predictions[:n], self.config.probability_clip).cpu().numpy()
-        fidelities = [*upload.fidelities, agreement.key_fidelity]
-        delivered = np.concatenate(fidelities) if fidelities else np.zeros(0)
-        pairs_per_edge = upload.pairs_per_edge + agreement.key_pairs_per_edge
-        return ConsensusRoundResult(
-            params=new_params,
-            consensus_params=consensus,
-            active=self.active.copy(),
-            quarantined=(upload.arrived & ~selected) if committed else np.zeros(n, dtype=bool),
-            readmitted=np.zeros(n, dtype=bool),
-            participants=selected,
-            checkpoint=True,
-            committed=committed,
-            exchanges_attempted=upload.attempted + agreement.attempted,
-            exchanges_granted=upload.granted + agreement.granted,
-            pairs_consumed=int(pairs_per_edge.sum()),
-            pairs_per_edge=pairs_per_edge,
-            mean_delivered_fidelity=float(delivered.mean()) if delivered.size else math.nan,
-            received_fidelity=received_fidelity,
-            divergence=divergence,
-            trust=self.trust.copy(),
-        )

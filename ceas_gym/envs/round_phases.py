@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ceas_gym.consensus import CONSENSUS_PROTOCOLS, CEASProtocol, RandomSelectionProtocol
+from ceas_gym.consensus import CONSENSUS_PROTOCOLS, CEASProtocol, QBAProtocol, RandomSelectionProtocol
+from ceas_gym.envs.round_committee import CommitteeConsensus
 from ceas_gym.envs.round_consensus import PerCopyConsensus, RoundConsensus
 from ceas_gym.envs.round_gossip import GossipCheckpointConsensus
 from ceas_gym.envs.round_selection import RandomSelectionConsensus
@@ -22,6 +23,7 @@ from ceas_gym.envs.round_selection import RandomSelectionConsensus
 BATCHED_CONSENSUS: dict[str, tuple[type, Callable[..., RoundConsensus]]] = {
     "ceas": (CEASProtocol, GossipCheckpointConsensus),
     "random-selection": (RandomSelectionProtocol, RandomSelectionConsensus),
+    "qba": (QBAProtocol, CommitteeConsensus),
 }
 """Batched phases by protocol name, with the protocol class they batch (a different class registered under the
 same name, e.g. a plug-in that replaces ``ceas``, runs per copy instead)."""

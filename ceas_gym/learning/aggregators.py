@@ -68,7 +68,7 @@ __all__ = [
     "trimmed_mean",
 ]
 
-_ZERO_SPREAD_RTOL = 1e-12
+ZERO_SPREAD_RTOL = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -355,7 +355,7 @@ def _z_score(values: torch.Tensor) -> torch.Tensor:
     centred = values - values.mean()
     spread = torch.sqrt((centred**2).mean())
     scale = 1.0 + float(values.abs().max())
-    if float(spread) <= _ZERO_SPREAD_RTOL * scale:
+    if float(spread) <= ZERO_SPREAD_RTOL * scale:
         return torch.zeros_like(values)
     return centred / spread
 
