@@ -311,3 +311,26 @@ def test_attackers_end_twenty_rounds_with_less_stake_than_honest_nodes():
 
 def test_the_small_environment_with_qba_passes_the_gymnasium_env_checker():
     check_env(EntanglementSchedulingEnv(preset="small", protocol="qba"), skip_render_check=True)
+
+
+def test_the_kept_election_and_routes_follow_stakes_and_head_changes() -> None:
+    protocol = QBAProtocol(NUM_NODES, EDGES)
+    first = protocol.committee()
+    assert protocol.committee() is first  # asked twice in a round (demand, run): computed once
+    protocol.stakes[first.members[0]] = 1.0  # an in-place stake change is seen
+    after_stakes = protocol.committee()
+    fresh = select_committee(protocol.ledger.head_hash, protocol.stakes, protocol.config.committee_size)
+    assert after_stakes.members == fresh.members and after_stakes is not first
+    protocol.run_round(honest_params(), None, None, UnlimitedPairs(1.0), 0, np.random.default_rng(0))
+    assert len(protocol.ledger) == 1  # a new head: a new election
+    expected = select_committee(protocol.ledger.head_hash, protocol.stakes, protocol.config.committee_size)
+    assert protocol.committee().members == expected.members
+    sources, targets, links = protocol.upload_routes(expected.members)
+    with pytest.raises(ValueError, match="read-only"):
+        links[0, 0] = 99  # the kept routes are shared: nobody may write into them
+    other = QBAProtocol(NUM_NODES, EDGES)
+    recomputed = other.upload_routes(expected.members)
+    assert all(np.array_equal(a, b) for a, b in zip(recomputed, (sources, targets, links), strict=True))
+    demand, _ = protocol.expected_demand(EDGES, 1)
+    demand[0] += 1.0  # the caller's copy
+    assert protocol.expected_demand(EDGES, 1)[0][0] == demand[0] - 1.0

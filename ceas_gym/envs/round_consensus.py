@@ -6,12 +6,14 @@ gets back each copy's parameters, consensus model and pair accounting. A protoco
 * a **batched phase** registered in :data:`~ceas_gym.envs.round_phases.BATCHED_CONSENSUS` under the protocol's
   name runs all copies as one computation: ``ceas``
   (:class:`~ceas_gym.envs.round_gossip.GossipCheckpointConsensus`, gossip over the union of the copies and one
-  BFT monitor for all) and ``random-selection``
-  (:class:`~ceas_gym.envs.round_selection.RandomSelectionConsensus`);
-* any other registered protocol (``qba``, and every plug-in) runs through :class:`PerCopyConsensus`: one protocol
+  BFT monitor for all), ``random-selection``
+  (:class:`~ceas_gym.envs.round_selection.RandomSelectionConsensus`) and ``qba``
+  (:class:`~ceas_gym.envs.round_committee.CommitteeConsensus`: uploads, key links and the score rule over all
+  copies, the QBA messages and ledger per copy);
+* any other registered protocol (every plug-in) runs through :class:`PerCopyConsensus`: one protocol
   object per copy, each called through the common ``run_round`` interface of :mod:`ceas_gym.consensus.protocol`
   on its copy's rows (a loop over copies; the learning around it stays batched). A protocol whose class sets
-  ``predict_reports_only = True`` (``qba``) gets no predictor: it would only fill the result's ``divergence``,
+  ``predict_reports_only = True`` gets no predictor: it would only fill the result's ``divergence``,
   which the round does not read. A plug-in needs nothing more,
   and can register a batched phase here when the loop costs too much.
 

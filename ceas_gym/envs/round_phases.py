@@ -1,10 +1,10 @@
 """Which consensus phase a protocol runs in the batched round: the table of batched phases and the factory.
 
-:data:`BATCHED_CONSENSUS` maps a registered protocol's name to its batched phase; every other protocol (``qba``,
-plug-ins) runs through :class:`~ceas_gym.envs.round_consensus.PerCopyConsensus`. A plug-in that wants a batched
-phase adds its class here (``BATCHED_CONSENSUS["my-protocol"] = MyPhase``, built as
-``MyPhase(protocol, union_edges, copies)`` and implementing
-:class:`~ceas_gym.envs.round_consensus.RoundConsensus`).
+:data:`BATCHED_CONSENSUS` maps a registered protocol's name to its batched phase (``ceas``, ``random-selection``,
+``qba``); every other protocol (plug-ins) runs through
+:class:`~ceas_gym.envs.round_consensus.PerCopyConsensus`. A plug-in that wants a batched phase adds its class here
+(``BATCHED_CONSENSUS["my-protocol"] = MyPhase``, built as ``MyPhase(protocol, union_edges, copies)`` and
+implementing :class:`~ceas_gym.envs.round_consensus.RoundConsensus`).
 """
 
 from __future__ import annotations
