@@ -2,7 +2,7 @@
 
 Steps ``--copies`` copies of a CEAS environment as one :class:`BatchedEntanglementSchedulingEnv` with pre-sampled
 random actions for ``--duration`` seconds (after ``--warmup`` untimed steps) and reports the mean time per step of
-each phase: pair generation (one binomial draw per copy), local training (and the attacks around it), stamps and
+each phase: the round's step, local training (and the attacks around it), stamps and
 their QFI, gossip (with the transport noise it applies, ``receive``), consensus, the checkpoint (probe predictions
 and the BFT rule), the test-set evaluation, the observation and the infos. Phases nest (local training is inside
 the local round; probe predictions inside the checkpoint), so the rows do not add up to the step. With
@@ -25,19 +25,24 @@ import torch
 
 import ceas_gym  # noqa: F401  (registers the environments)
 import ceas_gym.envs.batched_ceas as batched_module
+import ceas_gym.envs.ceas_round as round_module
+import ceas_gym.envs.round_consensus as consensus_module
+import ceas_gym.envs.round_gossip as gossip_module
+import ceas_gym.envs.round_streams as streams_module
 from evaluation.bench import PhaseTimer
 
-METHODS = (
-    "_generate_pairs",
-    "_local_round",
-    "_stamps",
-    "_consensus",
-    "_checkpoints",
-    "_observation",
-    "_infos",
-    "_reset_copies",
+# methods of the round (``env.round``, a CEASRound) and of its consensus phase (``env.round.consensus``)
+ROUND_METHODS = ("step", "_local_round", "_stamps", "_evaluate_nodes", "_adopt", "observation", "infos", "reset")
+CONSENSUS_METHODS = ("run", "_checkpoint")
+# module-level functions the step calls by name, with the module that calls them
+FUNCTIONS = (
+    (round_module, "local_train"),
+    (round_module, "evaluate_rows"),
+    (gossip_module, "gossip_round"),
+    (streams_module, "receive"),
+    (consensus_module, "predict_rows"),
+    (batched_module, "decode_schedule"),
 )
-FUNCTIONS = ("local_train", "gossip_round", "receive", "predict_rows", "evaluate_rows", "decode_schedule")
 
 
 def synchronised_clock(device: str) -> Callable[[], float]:
@@ -66,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     timer = PhaseTimer(clock=synchronised_clock(args.device))
     totals = timer.seconds
-    for name in FUNCTIONS:  # module-level functions the step calls by name
-        setattr(batched_module, name, timer.wrap(name, getattr(batched_module, name)))
+    for module, name in FUNCTIONS:
+        setattr(module, name, timer.wrap(name, getattr(module, name)))
     vector = gym.make_vec(
         args.env,
         num_envs=args.copies,
@@ -76,8 +81,10 @@ def main() -> None:
         batch_streams=args.batch_streams,
     )
     env = vector.unwrapped if hasattr(vector, "unwrapped") else vector
-    for name in METHODS:
-        setattr(env, name, timer.wrap(name, getattr(env, name)))
+    for owner, names in ((env.round, ROUND_METHODS), (env.round.consensus, CONSENSUS_METHODS)):
+        for name in names:
+            if hasattr(owner, name):  # a protocol's phase may have no checkpoint
+                setattr(owner, name, timer.wrap(name, getattr(owner, name)))
     vector.reset(seed=args.seed)
     space = vector.action_space
     actions = np.random.default_rng(args.seed).random((64, *space.shape)).astype(space.dtype)

@@ -43,6 +43,7 @@ from ceas_gym.envs.round_consensus import Probes, RoundInputs
 from ceas_gym.envs.round_phases import make_round_consensus
 from ceas_gym.envs.round_streams import CopyStreams
 from ceas_gym.learning.data import make_federated_data
+from ceas_gym.learning.shared_test_set import SharedTestSet
 from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import local_train
 
@@ -133,13 +134,10 @@ class CEASRound:
         self._node_subset = self.learning.node_test_samples or data.test_samples
         self._node_test = self._node_test_sets()
 
-    def _node_test_sets(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each honest row's test subset (its copy's first ``node_test_samples``). ``(E x H, S, n), (E x H, S)``."""
-        honest, subset = int((~self.instance.byzantine).sum()), self._node_subset
-        return (
-            self.test_features[:, :subset].repeat_interleave(honest, dim=0),
-            self.test_labels[:, :subset].repeat_interleave(honest, dim=0),
-        )
+    def _node_test_sets(self) -> SharedTestSet:
+        """The honest nodes' test subsets: each copy's first ``node_test_samples``, shared by its honest nodes."""
+        subset, honest = self._node_subset, int((~self.instance.byzantine).sum())
+        return SharedTestSet(self.model, self.test_features[:, :subset], self.test_labels[:, :subset], honest)
 
     def demand(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs the coming round requests per link ``(E, L)`` and their deadline ``(E, L)``.
@@ -189,7 +187,7 @@ class CEASRound:
         self.granted_fraction[copies] = 1.0
         # One probe tensor per episode, so the circuit's encoding cache serves it every round.
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
-        self._node_test = self._node_test_sets()  # one tensor per episode, so the encoding cache serves it
+        self._node_test = self._node_test_sets()  # this episode's test subsets, shared by its honest nodes
         self._start_node_metrics(copies)
 
     # ------------------------------------------------------------------------------------------ round
@@ -324,25 +322,27 @@ class CEASRound:
         self.ideal_accuracy[copies], _ = evaluate_rows(
             self.model, first_rows, self.test_features[index], self.test_labels[index]
         )
-        subset = self._node_subset
-        accuracy, loss = evaluate_rows(
-            self.model, first_rows, self.test_features[index, :subset], self.test_labels[index, :subset]
+        accuracy, loss = self._node_test.evaluate(self.model, first_rows[:, None, :], index)
+        # every honest node of a fresh copy holds the first row: its metrics are those of that one model
+        fresh = node_metrics(
+            accuracy.double().cpu().numpy(),
+            loss.double().cpu().numpy(),
+            first_rows.detach().double().cpu().numpy()[:, None, :],
+            np.ones((len(copies), 1)),
         )
-        if not self._node_metrics:
-            self._node_metrics = {key: np.full(self.copies, np.nan) for key in ("accuracy_worst", "consensus_distance")}
-        self.accuracy[copies], self.loss[copies] = accuracy, loss
-        self._node_metrics["accuracy_worst"][copies] = accuracy
-        self._node_metrics["consensus_distance"][copies] = 0.0
+        self.accuracy[copies], self.loss[copies] = fresh.pop("accuracy"), fresh.pop("loss")
+        for key, values in fresh.items():
+            self._node_metrics.setdefault(key, np.full(self.copies, np.nan))[copies] = values
 
     def _evaluate_nodes(self) -> None:
         """Score the models the honest nodes hold (:func:`node_metrics`), each on its copy's test subset."""
         e, honest = self.copies, ~self.instance.byzantine
-        rows = self.params[self._all_honest]
-        accuracy, loss = evaluate_rows(self.model, rows, *self._node_test)
+        rows = self.params[self._all_honest].reshape(e, int(honest.sum()), -1)
+        accuracy, loss = self._node_test.evaluate(self.model, rows)
         metrics = node_metrics(
-            accuracy.reshape(e, -1),
-            loss.reshape(e, -1),
-            rows.detach().double().cpu().numpy().reshape(e, int(honest.sum()), -1),
+            accuracy.double().cpu().numpy(),
+            loss.double().cpu().numpy(),
+            rows.detach().double().cpu().numpy(),
             self.stamps[:, honest],
         )
         self.accuracy, self.loss = metrics.pop("accuracy"), metrics.pop("loss")

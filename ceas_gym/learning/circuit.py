@@ -384,6 +384,15 @@ class BatchedCircuit:
         amplitudes = encoded @ stacked_unitary.transpose(-1, -2)  # (B, S, 2D)
         return amplitudes.square() @ self._z_signs_stacked
 
+    def readout_observables(self, stacked_unitary: torch.Tensor) -> torch.Tensor:
+        """Return the real symmetric ``M_q = Re(U^H Z_q U)`` of every readout, ``(B, R, D, D)``.
+
+        ``<Z_q> = x^T M_q x`` for the real encoded state ``x``; ``stacked_unitary`` is :meth:`stacked_unitary`'s
+        ``(B, 2D, D)``.
+        """
+        signed = stacked_unitary[:, None] * self._z_signs_stacked.T[None, :, :, None]  # (B, R, 2D, D)
+        return signed.transpose(-1, -2) @ stacked_unitary[:, None]
+
     def expectations(self, params: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Return noise-free ``<Z_q>``, (B, S, R) for params ``(B, L, n, 2)``, features ``(B, S, n)``."""
         return self.expectations_from_unitary(self.stacked_unitary(params), features)
