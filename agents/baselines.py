@@ -12,9 +12,14 @@ from ceas_gym.envs.link_layer import split_budget
 
 
 def _deficit(view: dict[str, np.ndarray]) -> np.ndarray:
-    """Pairs each link still lacks for its pending requests. ``(E,)`` float >= 0."""
+    """Pairs each link still lacks for its pending requests. ``(E,)`` float >= 0.
+
+    A link whose success probability is 0 this round (down: ``CEASEnvConfig.outages``) lacks none that an attempt
+    could cover, so it gets no attempts.
+    """
     held = view["inventory"].sum(axis=1)
-    return np.maximum(view["demand_pairs"] - held, 0.0)
+    deficit = np.maximum(view["demand_pairs"] - held, 0.0)
+    return np.where(view["success_probability"] > 0, deficit, 0.0)
 
 
 def plan_earliest_expiring_first(

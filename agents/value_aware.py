@@ -102,6 +102,7 @@ class ValueAware:
         demand = view["demand_pairs"].astype(np.float64)
         held = view["inventory"].sum(axis=1).astype(np.float64)
         p = np.maximum(view["success_probability"].astype(np.float64), 1e-6)
-        attempts = plan_exchanges(demand, held, p, worth, self.unit, self.interface.budget)
+        up = view["success_probability"] > 0  # a down link (outages) cannot be served by attempts this round
+        attempts = plan_exchanges(np.where(up, demand, 0.0), held, p, worth, self.unit, self.interface.budget)
         self._requested = demand > 0
         return self.interface.action(attempts, freshest_first=np.zeros(demand.size, dtype=bool))

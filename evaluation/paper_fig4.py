@@ -20,6 +20,10 @@ per-round switching). The summary reports, per arm, the **dip** when the attack 
 rounds before the strike minus the lowest of the 50 after, per seed) and the share of it **regained** by the end
 of those 50 rounds (the mean of their last 10 rounds above the low, over the dip).
 
+``--env-kwargs`` changes the scenario for every arm (for example attackers that pass the detector while they behave:
+``roles:{byzantine_hardware: ceas-honest}`` and ``learning:{data: {byzantine_separation: 1.4,
+byzantine_label_noise: 0.03}}``); the protocol, the attack and the episode length stay the command's own flags.
+
 All arms see the same instance and, per seed, the same data and initial model. Writes ``rounds.csv`` (one row per
 arm, seed and round), ``summary.csv`` and ``summary.md`` (final accuracy = mean over the last 50 rounds, its
 standard deviation across seeds, the round-to-round standard deviation within a run over the same window,
@@ -41,6 +45,7 @@ from tqdm import tqdm
 
 from ceas_gym.help_text import plain_text
 from ceas_gym.learning.phased_attack import DEFAULT_PHASES
+from training.hyperparams import parse_key_values
 
 ENV_ID = "ceas_gym/EntanglementScheduling-v0"
 ARMS: dict[str, dict[str, str]] = {
@@ -55,6 +60,36 @@ ATTACK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 STRIKE_ROUND = next(start for start, name in DEFAULT_PHASES if name != "none")
 ROUND_METRICS = ("accuracy", "loss", "utilisation", "isolation_rate", "false_quarantine_rate", "active_nodes")
+
+
+RESERVED_ENV_KWARGS = {
+    "protocol": "the arms set it",
+    "max_rounds": "use --rounds",
+    "communication": "the arms compare schedulers",
+}
+
+
+def scenario_kwargs(attack: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The environment keyword arguments of every arm: ``env_kwargs`` with the attack's learning settings merged in.
+
+    Raises:
+        ValueError: On a key the arms set themselves, or a ``learning.attack`` / ``learning.attack_params`` that
+            ``--attack`` sets.
+    """
+    for key, why in RESERVED_ENV_KWARGS.items():
+        if key in env_kwargs:
+            raise ValueError(f"--env-kwargs {key}: not allowed ({why})")
+    attack_learning = ATTACK_SETTINGS[attack]
+    learning = env_kwargs.get("learning", {})
+    if not isinstance(learning, dict):
+        raise ValueError(f"--env-kwargs learning: expected a mapping, got {learning!r}")
+    for key in ("attack", "attack_params"):
+        if key in learning:
+            raise ValueError(f"--env-kwargs learning.{key}: not allowed (use --attack)")
+    merged = {**env_kwargs}
+    if attack_learning or learning:
+        merged["learning"] = {**learning, **attack_learning}
+    return merged
 
 
 def run_arm(arm: str, seed: int, rounds: int | None, env_kwargs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -202,8 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=50, help="rounds averaged for the final accuracy")
     parser.add_argument("--out", type=Path, default=Path("results/paper_fig4"), help="output folder")
     parser.add_argument("--attack", choices=sorted(ATTACK_SETTINGS), default="phased", help="Byzantine schedule")
+    parser.add_argument("--env-kwargs", nargs="+", default=[], metavar="K:V", help="environment keyword arguments")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        env_kwargs = scenario_kwargs(args.attack, parse_key_values(args.env_kwargs, "--env-kwargs"))
+    except ValueError as error:
+        parser.error(str(error))
     if args.seeds < 2:
         parser.error("--seeds must be >= 2 (the summary reports a standard deviation across seeds)")
     if args.rounds is not None and args.rounds < 1:
@@ -211,8 +251,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = [(arm, seed) for arm in ARMS for seed in range(args.seeds)]
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        learning = ATTACK_SETTINGS[args.attack]
-        env_kwargs = {"learning": learning} if learning else {}
         futures = [pool.submit(run_arm, arm, seed, args.rounds, env_kwargs) for arm, seed in jobs]
         for future in tqdm(futures, desc="episodes", disable=args.no_progress):
             rows.extend(future.result())

@@ -79,6 +79,11 @@ def test_copies_follow_single_environments_under_omniscient_attacks(attack: str)
     run_side_by_side(steps=4, learning={"attack": attack})
 
 
+def test_copies_follow_single_environments_with_link_outages() -> None:
+    """Each copy draws its links' outages from its own stream, so copy i is still single env i."""
+    run_side_by_side(steps=8, outages={"rate": 0.3, "mean_rounds": 2.0})
+
+
 BUILT_IN_PROTOCOLS = sorted(CONSENSUS_PROTOCOLS.names())  # collected before any test registers a plug-in
 
 

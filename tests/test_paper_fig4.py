@@ -52,3 +52,31 @@ def test_summary_uses_the_last_rounds_per_seed():
 def test_too_few_seeds_is_an_error():
     with pytest.raises(SystemExit):
         paper_fig4.main(["--seeds", "1"])
+
+
+def test_env_kwargs_merge_with_the_attack_and_reach_every_arm():
+    merged = paper_fig4.scenario_kwargs(
+        "phased", {"roles": {"byzantine_hardware": "ceas-honest"}, "learning": {"data": {"byzantine_separation": 1.4}}}
+    )
+    assert merged["roles"] == {"byzantine_hardware": "ceas-honest"}
+    assert merged["learning"]["data"] == {"byzantine_separation": 1.4}
+    assert merged["learning"]["attack"] == "phased"  # the --attack flag's settings are kept beside the user's
+    assert paper_fig4.scenario_kwargs("switching", {}) == {}
+    rows = paper_fig4.run_arm("CEAS (EEF)", 0, 2, paper_fig4.scenario_kwargs("phased", {"budget": 0}))
+    assert [row["utilisation"] for row in rows] == [0.0, 0.0]  # budget 0: the scenario change reached the arm
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["protocol:qba"], "--env-kwargs protocol"),
+        (["max_rounds:5"], "--env-kwargs max_rounds"),
+        (["learning:{attack: reversal}"], "learning.attack"),
+        (["learning:3"], "expected a mapping"),
+    ],
+)
+def test_env_kwargs_the_arms_set_themselves_are_refused(items, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper_fig4.main(["--seeds", "2", "--rounds", "2", "--env-kwargs", *items, "--no-progress"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

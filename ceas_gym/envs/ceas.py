@@ -51,6 +51,7 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     | mean_fidelity         | (E,)         | mean stored Werner fidelity (0 if none)                         |
     | decay_rate            | (E,)         | 1/T per round                                                   |
     | success_probability   | (E,)         | per-attempt generation success p                                |
+    |                       |              | this round (0 while the link is down, with ``outages``)         |
     | cutoff                | (E,)         | coherence budget tau_c (rounds)                                 |
     | demand_pairs          | (E,)         | pairs the coming consensus round will request on the link       |
     | demand_deadline       | (E,)         | rounds until that demand is due (1; 2 where there is none)      |
@@ -75,7 +76,7 @@ class EntanglementSchedulingEnv(SchedulingEnv):
     ## Starting State
 
     Fresh data and identical initial parameters on every node (drawn from ``np_random``), empty memories, all
-    nodes active with trust 1.
+    nodes active with trust 1, every link up.
 
     ## Episode End
 

@@ -20,6 +20,7 @@ from ceas_gym.learning.data import DataConfig
 from ceas_gym.learning.stamps import StampConfig
 from ceas_gym.learning.training import TrainingConfig
 from ceas_gym.network.hardware import HARDWARE_PROFILES
+from ceas_gym.network.outages import OutageConfig
 from ceas_gym.network.topology import TopologyConfig
 from ceas_gym.registry import Registry
 
@@ -187,6 +188,8 @@ class CEASEnvConfig:
             loaded strictly by that protocol's config class, and the entry of ``protocol`` is used (so a preset can
             configure every protocol and ``protocol`` can be switched alone).
         reward: Reward weights.
+        outages: Link outages over time (:mod:`ceas_gym.network.outages`): a down link's attempts all fail, and
+            the observation's ``success_probability`` shows 0 for it in the round it is down. Off by default.
         communication: ``"scheduled"`` (default): consensus messages travel only over the Bell pairs the schedule
             generated and stored. ``"perfect"``: every requested exchange is granted with pairs of fidelity 1 (no
             entanglement limit, same data, attacks and protocol): the upper end of the bracket a scheduler is placed
@@ -206,6 +209,7 @@ class CEASEnvConfig:
     protocol: str = "ceas"
     protocol_config: Mapping[str, Any] = field(default_factory=dict)
     reward: CEASRewardConfig = field(default_factory=CEASRewardConfig)
+    outages: OutageConfig = field(default_factory=OutageConfig)
     communication: Literal["scheduled", "perfect"] = "scheduled"
     budget: int = 40
     max_rounds: int = 100

@@ -46,6 +46,7 @@ from ceas_gym.learning.data import make_federated_data
 from ceas_gym.learning.shared_test_set import SharedTestSet
 from ceas_gym.learning.stamps import fidelity_stamp, qfi_trace_score
 from ceas_gym.learning.training import local_train
+from ceas_gym.network.outages import next_outages
 
 
 class CEASRound:
@@ -126,6 +127,8 @@ class CEASRound:
         """Each copy's consensus model of the last round (the protocol's exact aggregate; no node holds it)."""
         self.stamps = np.ones((e, n))
         self.granted_fraction = np.ones((e, links))
+        self.link_down = np.zeros((e, links), dtype=bool)
+        """Links down this round per copy (``outages``); all up at the start of an episode."""
         self.generated_total = np.zeros(e, dtype=np.int64)
         self.consumed_total = np.zeros(e, dtype=np.int64)
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
@@ -147,6 +150,11 @@ class CEASRound:
         if self._demand is None:
             self._demand = self.consensus.demand(self.round_index)
         return self._demand
+
+    def success_probability(self) -> np.ndarray:
+        """This round's per-attempt success of every link of every copy, 0 where a link is down. ``(E, L)``."""
+        probability = np.broadcast_to(self.instance.success_probability, (self.copies, self.num_links))
+        return np.where(self.link_down, 0.0, probability)
 
     @property
     def active(self) -> np.ndarray:
@@ -185,6 +193,7 @@ class CEASRound:
             state[copies] = 0
         self.stamps[copies] = 1.0
         self.granted_fraction[copies] = 1.0
+        self.link_down[copies] = False
         # One probe tensor per episode, so the circuit's encoding cache serves it every round.
         self.probes = Probes(self.model, self.test_features[:, : self.learning.probe_samples])
         self._node_test = self._node_test_sets()  # this episode's test subsets, shared by its honest nodes
@@ -203,7 +212,7 @@ class CEASRound:
         """
         e, n, links = self.copies, self.num_nodes, self.num_links
         attempts, freshest = np.asarray(attempts).ravel(), np.asarray(freshest).ravel()
-        successes = self.streams.binomial(attempts, self.instance.success_probability)
+        successes = self.streams.binomial(attempts, self.success_probability().ravel())
         _, overflow = self.layer.inventory.add(successes)
         submitted = self._local_round()
         stamps = self._stamps(submitted)
@@ -259,6 +268,8 @@ class CEASRound:
             checkpoint=outcome.checkpoint,
             committed=outcome.committed,
         )
+        if self.config.outages.enabled:  # the next round's link states, announced in the next observation
+            self.link_down = next_outages(self.link_down, self.streams.uniforms(links), self.config.outages)
         infos = self.infos(stats)
         rewards = round_reward(self.config.reward, self.accuracy, previous_accuracy, infos, self.config.budget)
         return rewards, infos
@@ -387,7 +398,7 @@ class CEASRound:
             "inventory": inventory.lifetime_histogram(self.lifetime_bins).reshape(e, links, -1),
             "mean_fidelity": inventory.mean_fidelity().astype(np.float32).reshape(e, links),
             "decay_rate": np.tile(instance.decay_rate.astype(np.float32), (e, 1)),
-            "success_probability": np.tile(instance.success_probability.astype(np.float32), (e, 1)),
+            "success_probability": self.success_probability().astype(np.float32),
             "cutoff": np.tile(instance.cutoff.astype(np.float32), (e, 1)),
             "demand_pairs": np.asarray(demand, dtype=np.float32),
             "demand_deadline": np.where(demand > 0, deadline, 2).astype(np.float32),

@@ -59,15 +59,22 @@ class CopyStreams:
         return [self.generator(copy) for copy in range(self.copies)]
 
     def binomial(self, attempts: np.ndarray, probability: np.ndarray) -> np.ndarray:
-        """Successes of ``attempts`` ``(E x L,)`` trials at per-link ``probability`` ``(L,)``, ``(E x L,)`` int64.
+        """Successes of ``attempts`` ``(E x L,)`` trials at ``probability`` ``(E x L,)``, ``(E x L,)`` int64.
 
         Per copy, one draw of its ``L`` links from its stream (NumPy cannot draw from many generators in one call).
         """
         if self.shared:
-            return self.np_randoms[0].binomial(attempts, np.tile(probability, self.copies)).astype(np.int64)
+            return self.np_randoms[0].binomial(attempts, probability).astype(np.int64)
         rows = np.split(attempts, self.copies)
-        draws = [rng.binomial(row, probability) for rng, row in zip(self.np_randoms, rows, strict=True)]
+        chances = np.split(probability, self.copies)
+        draws = [rng.binomial(row, p) for rng, row, p in zip(self.np_randoms, rows, chances, strict=True)]
         return np.concatenate(draws).astype(np.int64)
+
+    def uniforms(self, per_copy: int) -> np.ndarray:
+        """``per_copy`` uniform draws in [0, 1) for every copy, ``(E, per_copy)``: one draw per copy from its stream."""
+        if self.shared:
+            return self.np_randoms[0].random((self.copies, per_copy))
+        return np.stack([rng.random(per_copy) for rng in self.np_randoms])
 
     def transport(self, copy_of_message: np.ndarray, receiver: str) -> Perturb:
         """The transport-noise hook for messages belonging to copies ``copy_of_message`` ``(M,)``.
