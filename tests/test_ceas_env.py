@@ -198,3 +198,21 @@ def test_checkpoint_next_announces_exactly_the_checkpoint_rounds(protocol, every
         assert all(happened)
     else:
         assert happened == [(index + 1) % 4 == 0 for index in range(9)]  # every 4th round (BFTConfig default)
+
+
+def test_named_reference_and_scarce_presets_change_one_field_of_their_base():
+    from dataclasses import fields
+
+    from ceas_gym.envs.ceas_config import SCARCE_BUDGET, make_ceas_config
+
+    for name, base, changed in [
+        ("small-perfect", "small", {"communication": "perfect"}),
+        ("paper-perfect", "paper", {"communication": "perfect"}),
+        ("paper-scarce", "paper", {"budget": SCARCE_BUDGET}),
+    ]:
+        preset, reference = make_ceas_config(name), make_ceas_config(base)
+        differing = {f.name for f in fields(preset) if getattr(preset, f.name) != getattr(reference, f.name)}
+        assert differing == set(changed)
+        assert all(getattr(preset, key) == value for key, value in changed.items())
+    env = gym.make("ceas_gym/EntanglementScheduling-Scarce-v0")
+    assert env.unwrapped.config.budget == SCARCE_BUDGET and env.unwrapped.num_nodes == 50

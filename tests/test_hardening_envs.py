@@ -26,6 +26,7 @@ SHORT = {  # keyword arguments that end an episode within a few steps
     "ceas_gym/EntanglementScheduling-Lite-Paper-v0": {"max_rounds": 2},
     "ceas_gym/EntanglementScheduling-v0": {"max_rounds": 1},
     "ceas_gym/EntanglementScheduling-Small-v0": {"max_rounds": 2},
+    "ceas_gym/EntanglementScheduling-Scarce-v0": {"max_rounds": 1},
     "ceas_gym/UnitaryPartition-v0": {"max_passes": 1},
     "ceas_gym/UnitaryPartition-Small-v0": {"max_passes": 1},
     "ceas_gym/CircuitPartition-v0": {"max_passes": 1},

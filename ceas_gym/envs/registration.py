@@ -27,6 +27,7 @@ ENVIRONMENTS: list[tuple[str, str, int, dict[str, Any]]] = [
     (f"{NAMESPACE}/EntanglementScheduling-Lite-Paper-v0", LITE, 300, {"preset": "paper"}),
     (f"{NAMESPACE}/EntanglementScheduling-v0", CEAS, 300, {"preset": "paper"}),
     (f"{NAMESPACE}/EntanglementScheduling-Small-v0", CEAS, 100, {"preset": "small"}),
+    (f"{NAMESPACE}/EntanglementScheduling-Scarce-v0", CEAS, 300, {"preset": "paper-scarce"}),
     (f"{NAMESPACE}/UnitaryPartition-v0", UNITARY, 600, {"preset": "paper"}),
     (f"{NAMESPACE}/UnitaryPartition-Small-v0", UNITARY, 240, {"preset": "small"}),
     (f"{NAMESPACE}/CircuitPartition-v0", CIRCUIT, 500, {"preset": "paper"}),
