@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ceas_gym.envs.batched_ceas import BatchedEntanglementSchedulingEnv
 from ceas_gym.envs.batched_shards import ShardedBatchedEnv
+from ceas_gym.envs.registration import CEAS, ENVIRONMENTS
 
 
 class BatchedVecEnv(VecEnv):
@@ -120,11 +121,8 @@ def make_batched_vec_env(env_id_or_preset: str, num_envs: int, workers: int = 1,
     return BatchedVecEnv(BatchedEntanglementSchedulingEnv(num_envs, preset=preset, **kwargs))
 
 
-PRESET_OF_ID = {
-    "ceas_gym/EntanglementScheduling-v0": "paper",
-    "ceas_gym/EntanglementScheduling-Small-v0": "small",
-}
-"""Registered ids whose batched form exists, and their presets."""
+PRESET_OF_ID = {env_id: kwargs["preset"] for env_id, entry_point, _, kwargs in ENVIRONMENTS if entry_point == CEAS}
+"""Registered ids whose batched form exists (every CEAS id of the registration table), and their presets."""
 
 
 def batched_ids() -> Sequence[str]:
